@@ -1,0 +1,124 @@
+/* cfg: the configuration file loaded with jansson into plain structs, validated whole.
+ * Pure: no logging, no clock. Every problem is added to the caller's diag as
+ * "FILE:LINE:COL: msg" (JSON syntax, duplicate keys) or "json.path: msg" (semantics).
+ * A struct cfg is immutable once returned and owned by the caller (cfg_free). */
+#ifndef STEERD_CFG_H
+#define STEERD_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "steerd/netaddr.h"
+
+struct diag;
+
+#define CFG_MAX_FILE_BYTES (16u * 1024 * 1024)
+#define CFG_MAX_CDNS 64
+#define CFG_MAX_REGIONS 1024
+#define CFG_MAX_LISTEN 16
+#define CFG_ID_MAX 32
+#define CFG_URL_MAX 1024
+
+enum cfg_manifest_mode { CFG_MANIFEST_REWRITE = 0, CFG_MANIFEST_STEERING, CFG_MANIFEST_REDIRECT };
+
+struct cfg_probe {
+    char *url;                      /* NULL: no probe, the CDN is always considered up */
+    uint32_t interval_ms;           /* 100..3600000, default 2000 */
+    uint32_t timeout_ms;            /* 50..60000, default 1000 */
+    uint32_t rise;                  /* 1..100, default 2: successes to come back up */
+    uint32_t fall;                  /* 1..100, default 2: failures to go down */
+    uint32_t max_body_bytes;        /* 1..67108864, default 1048576: larger body = failure */
+    uint32_t low_speed_bytes_per_s; /* 0..1e9, default 1024 (0 = off) */
+    uint32_t low_speed_time_ms;     /* 1000..600000, default 2000 */
+};
+
+struct cfg_cdn {
+    char *id;       /* [a-z0-9-]{1,32} */
+    char *base_url; /* scheme://host[:port][/prefix], no trailing '/', no query or fragment */
+    size_t base_url_len;
+    struct cfg_probe probe;
+};
+
+struct cfg_region {
+    char *name;
+    char (*countries)[3]; /* ISO 3166-1 alpha-2, upper case */
+    size_t ncountries;
+    uint32_t *asns;
+    size_t nasns;
+    struct netaddr_cidr *cidrs;
+    size_t ncidrs;
+    bool implicit; /* the default_region when it is not listed in "regions" */
+};
+
+/* What a region may use. weights[i] belongs to cdns[i]; 0 means not allowed there. */
+struct cfg_rule {
+    uint32_t *weights;  /* [ncdns] */
+    uint32_t *failover; /* cdn indexes tried in order when no weighted CDN is up */
+    size_t nfailover;
+};
+
+struct cfg_http {
+    char *cors_allow_origin;      /* default "*" */
+    char *redirect_cache_control; /* default "no-store" */
+    uint32_t max_request_line_bytes; /* 256..65536, default 8192 (414 past it) */
+    uint32_t max_header_bytes;       /* 1024..262144, default 16384 (431 past it) */
+    uint32_t max_headers;            /* 8..100, default 64 (431 past it) */
+    uint32_t header_timeout_ms;      /* 100..600000, default 10000 (408) */
+    uint32_t keepalive_timeout_ms;   /* 0..3600000, default 60000 */
+    uint32_t write_timeout_ms;       /* 100..600000, default 30000 */
+    uint32_t max_connections;        /* per worker, 1..1000000, default 10000 */
+    uint32_t shutdown_grace_ms;      /* 0..600000, default 5000 */
+};
+
+struct cfg_admin {
+    char *listen; /* "host:port", default "127.0.0.1:8081" */
+    char *token;  /* NULL: no auth */
+};
+
+struct cfg {
+    char *path; /* the file it was loaded from ("<string>" for cfg_load_string) */
+
+    char **listen; /* "host:port" / "[v6]:port", validated */
+    size_t nlisten;
+    uint32_t workers; /* 1..64; 0 in the file means one per online CPU (resolved by main) */
+    struct cfg_admin admin;
+
+    struct netaddr_cidr *trusted_proxies;
+    size_t ntrusted_proxies;
+
+    char *origin_base_url; /* NULL when absent */
+
+    char *geoip_country_db; /* NULL when absent */
+    char *geoip_asn_db;     /* NULL when absent */
+
+    struct cfg_region *regions; /* the listed regions in order, then the implicit default if any */
+    size_t nregions;
+    uint32_t default_region; /* index into regions */
+
+    struct cfg_cdn *cdns;
+    size_t ncdns;
+
+    struct cfg_rule *rules; /* [nregions]: each region's rule, resolved (a copy of default) */
+    enum cfg_manifest_mode manifest_mode;
+
+    struct cfg_http http;
+
+    char *log_level; /* "err|warn|notice|info|debug", default "info" */
+    char *log_file;  /* NULL: stderr */
+};
+
+/* Loads and validates path. Returns a new cfg, or NULL with every problem in d. */
+struct cfg *cfg_load(const char *path, struct diag *d);
+/* The same from memory; name is used in syntax error lines. */
+struct cfg *cfg_load_string(const char *text, size_t len, const char *name, struct diag *d);
+void cfg_free(struct cfg *c);
+
+/* Index of the CDN / region with that id / name, or -1. */
+long cfg_cdn_index(const struct cfg *c, const char *id);
+long cfg_region_index(const struct cfg *c, const char *name);
+
+/* Splits "host:port" or "[v6]:port" into host (brackets removed) and port. Returns 0 or -1. */
+int cfg_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
+
+#endif
