@@ -14,6 +14,8 @@ struct cfg;
 struct diag;
 struct geo;
 
+/* country and asn hold what the databases said; a database is consulted only when the
+ * steps before it did not decide the region, so a CIDR match leaves both unknown. */
 struct geo_client {
     struct netaddr addr;
     char country[3]; /* "" when unknown */
@@ -23,7 +25,8 @@ struct geo_client {
 };
 
 /* Builds the lookup structures for c and opens the databases it names; each database is checked
- * by opening it and by one lookup. Returns NULL with every problem in d ("geoip.country_db: ...").
+ * by opening it, by its metadata type, and by test lookups (an IPv4-only or damaged database
+ * is rejected). Returns NULL with every problem in d ("geoip.country_db: ...").
  * The geo keeps no pointer into c. Caller owns the result. */
 struct geo *geo_new(const struct cfg *c, struct diag *d);
 void geo_free(struct geo *g);
@@ -33,7 +36,9 @@ bool geo_is_trusted(const struct geo *g, const struct netaddr *peer);
 
 /* The client address for a request: the peer, or when the peer is trusted, the right-most
  * address of xff (a comma-separated header value, may be NULL) that is not itself trusted.
- * Unparsable xff entries stop the walk: the last good address (or the peer) is used. */
+ * Entries are "1.2.3.4", "1.2.3.4:port", "2001:db8::1", "[2001:db8::1]" or "[2001:db8::1]:port",
+ * with optional spaces or tabs around them. An unparsable or empty entry stops the walk: the
+ * last good address (or the peer) is used. When every entry is trusted, the left-most is used. */
 void geo_client_addr(const struct geo *g, const struct netaddr *peer, const char *xff,
                      size_t xff_len, struct netaddr *out);
 

@@ -1,0 +1,84 @@
+/* stats: request and decision counters for /metrics. Each worker owns a struct stats_worker
+ * and is its only writer (relaxed atomic load+store, no lock, no lock-prefixed instruction);
+ * the control thread reads them when /metrics is scraped. Decision counters are per
+ * (region, CDN) of the configuration a worker is using; when a worker moves to a new
+ * configuration its counts are folded, under a mutex taken only then and at scrape time, into
+ * totals kept by name, so counters never go backwards across reloads. */
+#ifndef STEERD_STATS_H
+#define STEERD_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+struct snap_conf;
+struct stats;
+
+enum stats_route {
+    STATS_ROUTE_REDIRECT = 0,
+    STATS_ROUTE_OPTIONS,
+    STATS_ROUTE_ERROR,
+    STATS_ROUTE_N
+};
+
+enum stats_reject {
+    STATS_REJECT_BAD_REQUEST = 0, /* malformed request head */
+    STATS_REJECT_BAD_PATH,        /* traversal, controls, double encoding, not origin-form */
+    STATS_REJECT_URI_TOO_LONG,
+    STATS_REJECT_HEADERS_TOO_LARGE,
+    STATS_REJECT_HEADER_TIMEOUT,
+    STATS_REJECT_METHOD,
+    STATS_REJECT_BODY,
+    STATS_REJECT_VERSION,
+    STATS_REJECT_NOT_IMPLEMENTED,
+    STATS_REJECT_N
+};
+
+#define STATS_CODE_N 16
+
+struct stats_worker {
+    _Atomic uint64_t req[STATS_ROUTE_N][STATS_CODE_N];
+    _Atomic uint64_t rejected[STATS_REJECT_N];
+    _Atomic uint64_t conns_active;
+    _Atomic uint64_t conns_total;
+    _Atomic uint64_t accept_errors;
+    /* Decisions for dec_conf: [region * ncdns + cdn]. Replaced only under the stats mutex. */
+    struct snap_conf *dec_conf;
+    _Atomic uint64_t *dec;
+};
+
+/* Index of an HTTP status in req[][]; unknown codes share the last slot. */
+int stats_code_index(int code);
+
+static inline void
+stats_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void
+stats_request(struct stats_worker *w, enum stats_route route, int code)
+{
+    stats_add(&w->req[route][stats_code_index(code)], 1);
+}
+
+/* Counts a decision; region and cdn index the dec_conf's cfg. */
+void stats_decision(struct stats_worker *w, uint32_t region, uint32_t cdn);
+
+/* A stats with nworkers worker slots. Caller owns it. */
+struct stats *stats_new(size_t nworkers);
+/* Frees everything, folding nothing; releases the snap_conf references the slots hold. */
+void stats_free(struct stats *s);
+struct stats_worker *stats_worker(struct stats *s, size_t i);
+
+/* Called by worker i when it starts using conf (a new reference is taken): folds the counts of
+ * the previous configuration by name and starts fresh counters. */
+void stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf);
+
+/* Appends the Prometheus exposition of every worker counter (requests, rejections,
+ * connections, decisions) to out. */
+void stats_write_prometheus(struct stats *s, struct buf *out);
+
+#endif

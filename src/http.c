@@ -1,0 +1,784 @@
+#include "steerd/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "steerd/cfg.h"
+#include "steerd/diag.h"
+#include "steerd/httpparse.h"
+#include "steerd/log.h"
+#include "steerd/netaddr.h"
+#include "steerd/router.h"
+#include "steerd/snap.h"
+#include "steerd/stats.h"
+#include "steerd/util.h"
+
+#define IN_INITIAL 4096
+#define OUT_HIGH_WATER (64 * 1024)
+#define OUT_KEEP_CAP (16 * 1024)
+#define LINGER_MS 2000
+#define TICK_MS 250
+#define ACCEPT_PAUSE_MS 100
+#define LISTEN_BACKLOG 4096
+
+enum conn_state {
+    CONN_HEAD,  /* waiting for (the rest of) a request head; header deadline runs */
+    CONN_IDLE,  /* keep-alive, nothing buffered; idle deadline runs */
+    CONN_LINGER /* answer sent, write side shut; discarding input until EOF or deadline */
+};
+
+struct worker;
+
+struct conn {
+    struct conn *prev, *next;
+    struct worker *w;
+    int fd;
+    struct event *rev, *wev;
+    struct netaddr peer;
+    char *in;
+    size_t in_len, in_cap;
+    struct buf out;
+    size_t out_off;
+    uint64_t deadline_ms;
+    uint64_t write_deadline_ms;
+    enum conn_state state;
+    bool closing; /* linger-close once out is flushed */
+    bool blocked; /* waiting for the socket to become writable */
+};
+
+struct worker {
+    struct http_server *srv;
+    size_t index;
+    pthread_t thread;
+    bool started;
+    struct event_base *base;
+    struct evconnlistener **listeners; /* [srv->nlisten]; NULL once closed */
+    bool accepting;
+    struct event *tick, *wake, *resume;
+    _Atomic(struct snap *) inbox;
+    struct snap *snap;
+    struct stats_worker *stats;
+    struct conn *conns;
+    size_t nconns;
+    uint64_t now_ms;
+    char date_line[64];
+    size_t date_len;
+    time_t date_sec;
+    _Atomic bool drain_req;
+    _Atomic uint32_t drain_grace_ms;
+    bool draining;
+    uint64_t drain_deadline_ms;
+    uint64_t last_accept_log_ms;
+};
+
+struct http_server {
+    struct worker *workers;
+    uint32_t nworkers;
+    size_t nlisten;
+    int *fds; /* [nworkers * nlisten], -1 once handed to a listener */
+    char **bound;
+    struct stats *stats;
+    _Atomic uint32_t running; /* worker threads not yet finished */
+};
+
+/* ---- sockets ---------------------------------------------------------------------------- */
+
+static int
+make_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        *len = sizeof(*sin);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        *len = sizeof(*sin6);
+        return 0;
+    }
+    return -1;
+}
+
+static int
+bind_socket(const struct sockaddr_storage *ss, socklen_t len, struct diag *d, const char *what)
+{
+    int one = 1;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        diag_add(d, "%s: socket: %s", what, strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        diag_add(d, "%s: SO_REUSEPORT: %s", what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0) {
+        diag_add(d, "%s: bind: %s", what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, LISTEN_BACKLOG) != 0) {
+        diag_add(d, "%s: listen: %s", what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct http_server *
+http_server_new(const struct cfg *cfg, uint32_t workers, struct stats *stats, struct diag *d)
+{
+    struct http_server *s = xcalloc(1, sizeof(*s));
+    s->nworkers = workers;
+    s->nlisten = cfg->nlisten;
+    s->stats = stats;
+    s->fds = xcalloc(workers * cfg->nlisten, sizeof(int));
+    s->bound = xcalloc(cfg->nlisten, sizeof(char *));
+    for (size_t i = 0; i < workers * cfg->nlisten; i++)
+        s->fds[i] = -1;
+    s->workers = xcalloc(workers, sizeof(*s->workers));
+
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        char host[NETADDR_STRLEN];
+        uint16_t port = 0;
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+        if (cfg_split_hostport(cfg->listen[i], host, sizeof(host), &port) != 0 ||
+            make_sockaddr(host, port, &ss, &len) != 0) {
+            diag_add(d, "listen[%zu]: bad address %s", i, cfg->listen[i]);
+            goto fail;
+        }
+        for (uint32_t k = 0; k < workers; k++) {
+            int fd = bind_socket(&ss, len, d, cfg->listen[i]);
+            if (fd < 0)
+                goto fail;
+            s->fds[k * s->nlisten + i] = fd;
+            if (k == 0 && port == 0) {
+                /* An ephemeral port: every other worker binds the same one. */
+                struct sockaddr_storage got;
+                socklen_t glen = sizeof(got);
+                getsockname(fd, (struct sockaddr *)&got, &glen);
+                port = ntohs(got.ss_family == AF_INET
+                                 ? ((struct sockaddr_in *)&got)->sin_port
+                                 : ((struct sockaddr_in6 *)&got)->sin6_port);
+                make_sockaddr(host, port, &ss, &len);
+            }
+        }
+        char out[NETADDR_STRLEN + 16];
+        snprintf(out, sizeof(out), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
+                 (unsigned)port);
+        s->bound[i] = xstrdup(out);
+    }
+    return s;
+fail:
+    http_server_free(s);
+    return NULL;
+}
+
+size_t
+http_server_listen_count(const struct http_server *s)
+{
+    return s->nlisten;
+}
+
+int
+http_server_bound_addr(const struct http_server *s, size_t i, char *out, size_t outsz)
+{
+    if (i >= s->nlisten || s->bound[i] == NULL || strlen(s->bound[i]) >= outsz)
+        return -1;
+    memcpy(out, s->bound[i], strlen(s->bound[i]) + 1);
+    return 0;
+}
+
+/* ---- workers: snapshots, clock, listeners ---------------------------------------------- */
+
+static void
+worker_adopt(struct worker *w)
+{
+    struct snap *s = atomic_exchange_explicit(&w->inbox, NULL, memory_order_acq_rel);
+    if (s == NULL)
+        return;
+    if (w->snap == NULL || w->snap->conf != s->conf)
+        stats_worker_adopt(w->srv->stats, w->index, s->conf);
+    struct snap *old = w->snap;
+    w->snap = s;
+    snap_unref(old);
+}
+
+static void
+worker_clock(struct worker *w)
+{
+    w->now_ms = util_now_ms();
+    time_t now = time(NULL);
+    if (now != w->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        w->date_len = strftime(w->date_line, sizeof(w->date_line),
+                               "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        w->date_sec = now;
+    }
+}
+
+static void
+listeners_set(struct worker *w, bool on)
+{
+    if (w->accepting == on)
+        return;
+    for (size_t i = 0; i < w->srv->nlisten; i++) {
+        if (w->listeners[i] == NULL)
+            continue;
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+    }
+    w->accepting = on;
+}
+
+static void
+listeners_close(struct worker *w)
+{
+    for (size_t i = 0; i < w->srv->nlisten; i++) {
+        if (w->listeners[i] != NULL)
+            evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    w->accepting = false;
+}
+
+/* Accepting resumes when below the cap, not draining, and not paused after an accept error. */
+static void
+listeners_maybe_resume(struct worker *w)
+{
+    if (w->draining || w->accepting || evtimer_pending(w->resume, NULL))
+        return;
+    if (w->nconns < w->snap->conf->cfg->http.max_connections)
+        listeners_set(w, true);
+}
+
+/* ---- connections ------------------------------------------------------------------------ */
+
+static void
+conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    event_free(c->rev);
+    event_free(c->wev);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->in);
+    buf_free(&c->out);
+    free(c);
+    w->nconns--;
+    atomic_store_explicit(&w->stats->conns_active, w->nconns, memory_order_relaxed);
+    if (w->draining) {
+        if (w->nconns == 0)
+            event_base_loopexit(w->base, NULL);
+        return;
+    }
+    listeners_maybe_resume(w);
+}
+
+/* The answer is out: shut the write side and discard input until the peer closes, so a
+ * close with unread input does not reset the connection before the peer has read it. */
+static void
+conn_linger(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_LINGER;
+    c->deadline_ms = c->w->now_ms + LINGER_MS;
+    c->in_len = 0;
+}
+
+/* Writes what is buffered. Returns 0 when the connection lives on, -1 when it was closed. */
+static int
+conn_flush(struct conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->blocked) {
+                c->blocked = true;
+                c->write_deadline_ms = c->w->now_ms + c->w->snap->conf->cfg->http.write_timeout_ms;
+                event_del(c->rev);
+                event_add(c->wev, NULL);
+            }
+            return 0;
+        }
+        conn_close(c);
+        return -1;
+    }
+    c->out_off = 0;
+    if (c->out.cap > OUT_KEEP_CAP)
+        buf_free(&c->out);
+    else
+        buf_reset(&c->out);
+    if (c->blocked) {
+        c->blocked = false;
+        event_del(c->wev);
+        event_add(c->rev, NULL);
+    }
+    if (c->closing && c->state != CONN_LINGER)
+        conn_linger(c);
+    return 0;
+}
+
+static enum stats_reject
+reject_reason(enum httpp_status st)
+{
+    switch (st) {
+    case HTTPP_URI_TOO_LONG: return STATS_REJECT_URI_TOO_LONG;
+    case HTTPP_HEADERS_TOO_LARGE: return STATS_REJECT_HEADERS_TOO_LARGE;
+    case HTTPP_VERSION_UNSUPPORTED: return STATS_REJECT_VERSION;
+    case HTTPP_NOT_IMPLEMENTED: return STATS_REJECT_NOT_IMPLEMENTED;
+    default: return STATS_REJECT_BAD_REQUEST;
+    }
+}
+
+static const char *
+reject_text(enum httpp_status st)
+{
+    switch (st) {
+    case HTTPP_URI_TOO_LONG: return "request line too long";
+    case HTTPP_HEADERS_TOO_LARGE: return "request header fields too large";
+    case HTTPP_VERSION_UNSUPPORTED: return "http version not supported";
+    case HTTPP_NOT_IMPLEMENTED: return "transfer coding not implemented";
+    default: return "malformed request";
+    }
+}
+
+/* Answers every complete request head in the input buffer (pipelining), then writes. */
+static void
+conn_process(struct conn *c)
+{
+    struct worker *w = c->w;
+
+    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) != NULL)
+        worker_adopt(w);
+
+    for (;;) {
+        struct snap *snap = w->snap;
+        size_t off = 0;
+        bool incomplete = false;
+
+        while (!c->closing && off < c->in_len && c->out.len - c->out_off < OUT_HIGH_WATER) {
+            struct httpp_request req;
+            enum httpp_status st =
+                httpp_parse(c->in + off, c->in_len - off, &snap->conf->limits, &req);
+            if (st == HTTPP_INCOMPLETE) {
+                incomplete = true;
+                break;
+            }
+            struct http_reqctx ctx = {
+                .snap = snap,
+                .peer = &c->peer,
+                .req = NULL,
+                .stats = w->stats,
+                .date_line = w->date_line,
+                .date_len = w->date_len,
+                .close = true,
+            };
+            if (st != HTTPP_COMPLETE) {
+                stats_add(&w->stats->rejected[reject_reason(st)], 1);
+                router_write_error(&ctx, httpp_status_code(st), reject_text(st), &c->out);
+                c->closing = true;
+                break;
+            }
+            ctx.req = &req;
+            ctx.close = !req.keep_alive || w->draining;
+            router_handle(&ctx, &c->out);
+            off += req.head_len;
+            if (ctx.close)
+                c->closing = true;
+        }
+        if (off > 0) {
+            memmove(c->in, c->in + off, c->in_len - off);
+            c->in_len -= off;
+            if (c->in_len == 0) {
+                c->state = CONN_IDLE;
+                c->deadline_ms = w->now_ms + snap->conf->cfg->http.keepalive_timeout_ms;
+            } else {
+                c->state = CONN_HEAD;
+                c->deadline_ms = w->now_ms + snap->conf->cfg->http.header_timeout_ms;
+            }
+        }
+        if (conn_flush(c) != 0)
+            return;
+        /* Stop when waiting for input, for the socket, or closing; otherwise answer the rest
+         * of a pipelined burst that stopped at the output high-water mark. */
+        if (incomplete || c->blocked || c->closing || c->in_len == 0)
+            return;
+    }
+}
+
+static void
+on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct worker *w = c->w;
+    (void)what;
+
+    if (c->state == CONN_LINGER) {
+        char sink[4096];
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            conn_close(c);
+        return;
+    }
+    if (c->in_len == c->in_cap) {
+        size_t max = (size_t)w->snap->conf->cfg->http.max_header_bytes + 1;
+        if (c->in_cap >= max) {
+            conn_close(c); /* cannot happen: the parser answers 431 first */
+            return;
+        }
+        size_t cap = c->in_cap * 2 < max ? c->in_cap * 2 : max;
+        c->in = xrealloc(c->in, cap);
+        c->in_cap = cap;
+    }
+    ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n == 0) {
+        conn_close(c);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_close(c);
+        return;
+    }
+    if (c->state == CONN_IDLE) {
+        c->state = CONN_HEAD;
+        c->deadline_ms = w->now_ms + w->snap->conf->cfg->http.header_timeout_ms;
+    }
+    c->in_len += (size_t)n;
+    conn_process(c);
+}
+
+static void
+on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (conn_flush(c) != 0)
+        return;
+    if (!c->blocked && c->state != CONN_LINGER && c->in_len > 0)
+        conn_process(c);
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+    struct worker *w = arg;
+    int one = 1;
+    (void)l;
+    (void)salen;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->fd = fd;
+    if (netaddr_from_sockaddr(sa, &c->peer) != 0)
+        memset(&c->peer, 0, sizeof(c->peer));
+    c->in = xmalloc(IN_INITIAL);
+    c->in_cap = IN_INITIAL;
+    buf_init(&c->out, 0);
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    c->state = CONN_HEAD;
+    c->deadline_ms = w->now_ms + w->snap->conf->cfg->http.header_timeout_ms;
+    event_add(c->rev, NULL);
+
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atomic_store_explicit(&w->stats->conns_active, w->nconns, memory_order_relaxed);
+    stats_add(&w->stats->conns_total, 1);
+    if (w->nconns >= w->snap->conf->cfg->http.max_connections)
+        listeners_set(w, false);
+}
+
+/* accept() failed: with EMFILE/ENFILE the listening socket stays readable and libevent would
+ * call us in a busy loop, so pause accepting for a while and log at most once a second. */
+static void
+on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)l;
+
+    stats_add(&w->stats->accept_errors, 1);
+    worker_clock(w);
+    if (w->now_ms - w->last_accept_log_ms >= 1000) {
+        log_errno(LOG_WARN, err, "http", "accept failed; pausing accepts for %d ms",
+                  ACCEPT_PAUSE_MS);
+        w->last_accept_log_ms = w->now_ms;
+    }
+    listeners_set(w, false);
+    struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(w->resume, &tv);
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    listeners_maybe_resume(w);
+}
+
+static void
+timeout_conn(struct worker *w, struct conn *c)
+{
+    if (c->in_len == 0) {
+        conn_close(c);
+        return;
+    }
+    /* A request head that did not complete in time (slowloris): 408, then close. */
+    struct http_reqctx ctx = {
+        .snap = w->snap,
+        .peer = &c->peer,
+        .stats = w->stats,
+        .date_line = w->date_line,
+        .date_len = w->date_len,
+        .close = true,
+    };
+    stats_add(&w->stats->rejected[STATS_REJECT_HEADER_TIMEOUT], 1);
+    router_write_error(&ctx, 408, "request header timeout", &c->out);
+    c->closing = true;
+    c->in_len = 0;
+    conn_flush(c);
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+
+    worker_clock(w);
+    worker_adopt(w);
+    if (w->draining && w->now_ms >= w->drain_deadline_ms) {
+        while (w->conns)
+            conn_close(w->conns);
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct conn *next = NULL;
+    for (struct conn *c = w->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->blocked) {
+            if (w->now_ms >= c->write_deadline_ms)
+                conn_close(c);
+            continue;
+        }
+        if (w->now_ms < c->deadline_ms)
+            continue;
+        if (c->state == CONN_HEAD && !c->closing)
+            timeout_conn(w, c);
+        else
+            conn_close(c);
+    }
+}
+
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+
+    worker_clock(w);
+    worker_adopt(w);
+    if (atomic_load(&w->drain_req) && !w->draining) {
+        w->draining = true;
+        w->drain_deadline_ms = w->now_ms + atomic_load(&w->drain_grace_ms);
+        listeners_close(w);
+        struct conn *next = NULL;
+        for (struct conn *c = w->conns; c != NULL; c = next) {
+            next = c->next;
+            bool idle = c->state == CONN_IDLE || (c->state == CONN_HEAD && c->in_len == 0);
+            if (idle && !c->blocked && c->out.len == c->out_off)
+                conn_close(c);
+        }
+        if (w->nconns == 0)
+            event_base_loopexit(w->base, NULL);
+    }
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    w->draining = true; /* nothing may re-enable accepting from here on */
+    while (w->conns)
+        conn_close(w->conns);
+    listeners_close(w);
+    atomic_fetch_sub(&w->srv->running, 1);
+    return NULL;
+}
+
+int
+http_server_start(struct http_server *s, struct snap *initial, struct diag *d)
+{
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        w->srv = s;
+        w->index = k;
+        w->stats = stats_worker(s->stats, k);
+        w->base = event_base_new();
+        if (w->base == NULL) {
+            diag_add(d, "worker %u: event_base_new failed", k);
+            return -1;
+        }
+        atomic_init(&w->inbox, snap_ref(initial));
+        worker_adopt(w);
+        worker_clock(w);
+        w->listeners = xcalloc(s->nlisten, sizeof(*w->listeners));
+        for (size_t i = 0; i < s->nlisten; i++) {
+            int fd = s->fds[k * s->nlisten + i];
+            w->listeners[i] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+            if (w->listeners[i] == NULL) {
+                diag_add(d, "worker %u: cannot listen on %s", k, s->bound[i]);
+                return -1;
+            }
+            s->fds[k * s->nlisten + i] = -1;
+            evconnlistener_set_error_cb(w->listeners[i], on_accept_error);
+        }
+        w->accepting = true;
+        w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        w->wake = event_new(w->base, -1, 0, on_wake, w);
+        w->resume = evtimer_new(w->base, on_resume, w);
+        struct timeval tv = {0, TICK_MS * 1000};
+        event_add(w->tick, &tv);
+    }
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        atomic_fetch_add(&s->running, 1);
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            atomic_fetch_sub(&s->running, 1);
+            diag_add(d, "worker %u: pthread_create: %s", k, strerror(rc));
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+void
+http_server_publish(struct http_server *s, struct snap *snap)
+{
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        struct snap *old = atomic_exchange_explicit(&w->inbox, snap_ref(snap), memory_order_acq_rel);
+        snap_unref(old);
+        if (w->wake)
+            event_active(w->wake, 0, 0);
+    }
+}
+
+void
+http_server_drain(struct http_server *s, uint32_t grace_ms)
+{
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        atomic_store(&w->drain_grace_ms, grace_ms);
+        atomic_store(&w->drain_req, true);
+        if (w->wake)
+            event_active(w->wake, 0, 0);
+    }
+}
+
+void
+http_server_join(struct http_server *s)
+{
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void
+http_server_free(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    for (uint32_t k = 0; k < s->nworkers; k++) {
+        struct worker *w = &s->workers[k];
+        w->draining = true;
+        if (w->listeners) {
+            while (w->conns)
+                conn_close(w->conns);
+            listeners_close(w);
+            free(w->listeners);
+        }
+        if (w->tick)
+            event_free(w->tick);
+        if (w->wake)
+            event_free(w->wake);
+        if (w->resume)
+            event_free(w->resume);
+        if (w->base)
+            event_base_free(w->base);
+        snap_unref(atomic_exchange(&w->inbox, NULL));
+        snap_unref(w->snap);
+    }
+    for (size_t i = 0; i < s->nworkers * s->nlisten; i++) {
+        if (s->fds[i] >= 0)
+            close(s->fds[i]);
+    }
+    for (size_t i = 0; i < s->nlisten; i++)
+        free(s->bound[i]);
+    free(s->bound);
+    free(s->fds);
+    free(s->workers);
+    free(s);
+}
+
+uint32_t
+http_server_running(const struct http_server *s)
+{
+    return atomic_load(&((struct http_server *)s)->running);
+}

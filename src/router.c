@@ -1,0 +1,87 @@
+#include "steerd/router.h"
+
+#include <string.h>
+
+#include "steerd/h_redirect.h"
+#include "steerd/httpparse.h"
+#include "steerd/snap.h"
+#include "steerd/stats.h"
+#include "steerd/util.h"
+
+const char *
+router_status_text(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void
+router_write_error(const struct http_reqctx *ctx, int code, const char *reason, struct buf *out)
+{
+    bool head = ctx->req != NULL && ctx->req->method_id == HTTPP_HEAD;
+    size_t rlen = strlen(reason);
+    const struct snap_conf *conf = ctx->snap->conf;
+
+    buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    "Content-Length: %zu\r\nCache-Control: no-store\r\n",
+               code, router_status_text(code), rlen + 1);
+    if (code == 405)
+        buf_puts(out, "Allow: GET, HEAD, OPTIONS\r\n");
+    buf_append(out, conf->cors_block, conf->cors_block_len);
+    buf_append(out, ctx->date_line, ctx->date_len);
+    if (ctx->close)
+        buf_puts(out, "Connection: close\r\n");
+    buf_puts(out, "\r\n");
+    if (!head) {
+        buf_append(out, reason, rlen);
+        buf_puts(out, "\n");
+    }
+    if (ctx->stats)
+        stats_request(ctx->stats, STATS_ROUTE_ERROR, code);
+}
+
+int
+router_handle(struct http_reqctx *ctx, struct buf *out)
+{
+    const struct httpp_request *req = ctx->req;
+
+    /* Player requests carry no body today: refuse one rather than mis-frame the next request. */
+    if (req->content_length > 0 || req->chunked) {
+        stats_add(&ctx->stats->rejected[STATS_REJECT_BODY], 1);
+        ctx->close = true;
+        bool big = req->content_length > 65536;
+        router_write_error(ctx, big ? 413 : 400, "request body not allowed here", out);
+        return big ? 413 : 400;
+    }
+    switch (req->method_id) {
+    case HTTPP_GET:
+    case HTTPP_HEAD:
+        return h_redirect_handle(ctx, out);
+    case HTTPP_OPTIONS:
+        return h_redirect_options(ctx, out);
+    default:
+        stats_add(&ctx->stats->rejected[STATS_REJECT_METHOD], 1);
+        router_write_error(ctx, 405, "method not allowed", out);
+        return 405;
+    }
+}

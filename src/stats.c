@@ -1,0 +1,298 @@
+#include "steerd/stats.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "steerd/cfg.h"
+#include "steerd/snap.h"
+#include "steerd/util.h"
+
+/* Folded decision totals by (region, cdn) name: an open-addressing table. */
+struct dec_entry {
+    char *region;
+    char *cdn;
+    uint64_t count;
+};
+
+struct stats {
+    pthread_mutex_t mu;
+    struct stats_worker *workers;
+    size_t nworkers;
+    struct dec_entry *folded;
+    size_t folded_cap; /* power of two */
+    size_t folded_len;
+};
+
+static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405,
+                                               408, 413, 414, 431, 500, 501, 505, 0};
+static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error"};
+static const char *const reject_names[STATS_REJECT_N] = {
+    "bad_request", "bad_path", "uri_too_long", "headers_too_large", "header_timeout",
+    "method",      "body",     "version",      "not_implemented"};
+
+int
+stats_code_index(int code)
+{
+    switch (code) {
+    case 200: return 0;
+    case 204: return 1;
+    case 302: return 2;
+    case 400: return 3;
+    case 401: return 4;
+    case 403: return 5;
+    case 404: return 6;
+    case 405: return 7;
+    case 408: return 8;
+    case 413: return 9;
+    case 414: return 10;
+    case 431: return 11;
+    case 500: return 12;
+    case 501: return 13;
+    case 505: return 14;
+    default: return STATS_CODE_N - 1;
+    }
+}
+
+void
+stats_decision(struct stats_worker *w, uint32_t region, uint32_t cdn)
+{
+    if (w->dec == NULL)
+        return;
+    size_t ncdns = w->dec_conf->cfg->ncdns;
+    stats_add(&w->dec[(size_t)region * ncdns + cdn], 1);
+}
+
+struct stats *
+stats_new(size_t nworkers)
+{
+    struct stats *s = xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    s->workers = xcalloc(nworkers ? nworkers : 1, sizeof(*s->workers));
+    s->nworkers = nworkers;
+    return s;
+}
+
+static void
+folded_free(struct stats *s)
+{
+    for (size_t i = 0; i < s->folded_cap; i++) {
+        free(s->folded[i].region);
+        free(s->folded[i].cdn);
+    }
+    free(s->folded);
+}
+
+void
+stats_free(struct stats *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        free(s->workers[i].dec);
+        snap_conf_unref(s->workers[i].dec_conf);
+    }
+    free(s->workers);
+    folded_free(s);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+struct stats_worker *
+stats_worker(struct stats *s, size_t i)
+{
+    return &s->workers[i];
+}
+
+static uint64_t
+pair_hash(const char *region, const char *cdn)
+{
+    return util_hash64(cdn, strlen(cdn), util_hash64(region, strlen(region), 0));
+}
+
+/* Finds or inserts the (region, cdn) slot in the table t of capacity cap. */
+static struct dec_entry *
+table_slot(struct dec_entry *t, size_t cap, const char *region, const char *cdn)
+{
+    size_t i = (size_t)pair_hash(region, cdn) & (cap - 1);
+    while (t[i].region != NULL) {
+        if (strcmp(t[i].region, region) == 0 && strcmp(t[i].cdn, cdn) == 0)
+            return &t[i];
+        i = (i + 1) & (cap - 1);
+    }
+    return &t[i];
+}
+
+static void
+folded_add(struct stats *s, const char *region, const char *cdn, uint64_t n)
+{
+    if (s->folded_len + 1 > s->folded_cap / 2) {
+        size_t cap = s->folded_cap ? s->folded_cap * 2 : 64;
+        struct dec_entry *t = xcalloc(cap, sizeof(*t));
+        for (size_t i = 0; i < s->folded_cap; i++) {
+            if (s->folded[i].region != NULL)
+                *table_slot(t, cap, s->folded[i].region, s->folded[i].cdn) = s->folded[i];
+        }
+        free(s->folded);
+        s->folded = t;
+        s->folded_cap = cap;
+    }
+    struct dec_entry *e = table_slot(s->folded, s->folded_cap, region, cdn);
+    if (e->region == NULL) {
+        e->region = xstrdup(region);
+        e->cdn = xstrdup(cdn);
+        s->folded_len++;
+    }
+    e->count += n;
+}
+
+static void
+fold_worker(struct stats *s, struct stats_worker *w)
+{
+    if (w->dec == NULL)
+        return;
+    const struct cfg *c = w->dec_conf->cfg;
+    for (size_t r = 0; r < c->nregions; r++) {
+        for (size_t k = 0; k < c->ncdns; k++) {
+            uint64_t n = atomic_load_explicit(&w->dec[r * c->ncdns + k], memory_order_relaxed);
+            if (n)
+                folded_add(s, c->regions[r].name, c->cdns[k].id, n);
+        }
+    }
+}
+
+void
+stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf)
+{
+    struct stats_worker *w = &s->workers[i];
+    if (w->dec_conf == conf)
+        return;
+    size_t n = conf->cfg->nregions * conf->cfg->ncdns;
+    _Atomic uint64_t *dec = xcalloc(n, sizeof(*dec));
+    struct snap_conf *old = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    fold_worker(s, w);
+    free(w->dec);
+    old = w->dec_conf;
+    w->dec = dec;
+    w->dec_conf = snap_conf_ref(conf);
+    pthread_mutex_unlock(&s->mu);
+    snap_conf_unref(old);
+}
+
+static uint64_t
+sum_workers(struct stats *s, size_t off)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        _Atomic uint64_t *c = (_Atomic uint64_t *)((char *)&s->workers[i] + off);
+        n += atomic_load_explicit(c, memory_order_relaxed);
+    }
+    return n;
+}
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+    const struct dec_entry *x = a, *y = b;
+    int r = strcmp(x->region, y->region);
+    return r ? r : strcmp(x->cdn, y->cdn);
+}
+
+void
+stats_write_prometheus(struct stats *s, struct buf *out)
+{
+    buf_puts(out, "# HELP steerd_requests_total Player-facing requests by route and status.\n"
+                  "# TYPE steerd_requests_total counter\n");
+    for (int r = 0; r < STATS_ROUTE_N; r++) {
+        for (int k = 0; k < STATS_CODE_N; k++) {
+            size_t off = offsetof(struct stats_worker, req) +
+                         ((size_t)r * STATS_CODE_N + (size_t)k) * sizeof(_Atomic uint64_t);
+            uint64_t n = sum_workers(s, off);
+            if (n == 0)
+                continue;
+            if (status_codes[k])
+                buf_printf(out, "steerd_requests_total{route=\"%s\",code=\"%d\"} %llu\n",
+                           route_names[r], status_codes[k], (unsigned long long)n);
+            else
+                buf_printf(out, "steerd_requests_total{route=\"%s\",code=\"other\"} %llu\n",
+                           route_names[r], (unsigned long long)n);
+        }
+    }
+    buf_puts(out, "# HELP steerd_requests_rejected_total Requests refused before routing, by "
+                  "reason.\n# TYPE steerd_requests_rejected_total counter\n");
+    for (int r = 0; r < STATS_REJECT_N; r++) {
+        size_t off = offsetof(struct stats_worker, rejected) + (size_t)r * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_requests_rejected_total{reason=\"%s\"} %llu\n", reject_names[r],
+                   (unsigned long long)sum_workers(s, off));
+    }
+    buf_printf(out,
+               "# HELP steerd_connections_active Open player connections.\n"
+               "# TYPE steerd_connections_active gauge\nsteerd_connections_active %llu\n"
+               "# HELP steerd_connections_total Accepted player connections.\n"
+               "# TYPE steerd_connections_total counter\nsteerd_connections_total %llu\n"
+               "# HELP steerd_accept_errors_total Failed accept() calls (e.g. out of fds).\n"
+               "# TYPE steerd_accept_errors_total counter\nsteerd_accept_errors_total %llu\n",
+               (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_active)),
+               (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_total)),
+               (unsigned long long)sum_workers(s, offsetof(struct stats_worker, accept_errors)));
+
+    /* Decisions: folded totals plus every worker's live counters, merged by name. */
+    pthread_mutex_lock(&s->mu);
+    size_t cap = 64;
+    size_t need = s->folded_len;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].dec_conf)
+            need += s->workers[i].dec_conf->cfg->nregions * s->workers[i].dec_conf->cfg->ncdns;
+    }
+    while (cap < need * 2)
+        cap *= 2;
+    struct dec_entry *t = xcalloc(cap, sizeof(*t));
+    size_t len = 0;
+    for (size_t i = 0; i < s->folded_cap; i++) {
+        struct dec_entry *f = &s->folded[i];
+        if (f->region == NULL)
+            continue;
+        struct dec_entry *e = table_slot(t, cap, f->region, f->cdn);
+        if (e->region == NULL) {
+            e->region = f->region;
+            e->cdn = f->cdn;
+            len++;
+        }
+        e->count += f->count;
+    }
+    for (size_t i = 0; i < s->nworkers; i++) {
+        struct stats_worker *w = &s->workers[i];
+        if (w->dec == NULL)
+            continue;
+        const struct cfg *c = w->dec_conf->cfg;
+        for (size_t r = 0; r < c->nregions; r++) {
+            for (size_t k = 0; k < c->ncdns; k++) {
+                uint64_t n = atomic_load_explicit(&w->dec[r * c->ncdns + k], memory_order_relaxed);
+                struct dec_entry *e = table_slot(t, cap, c->regions[r].name, c->cdns[k].id);
+                if (e->region == NULL) {
+                    e->region = c->regions[r].name;
+                    e->cdn = c->cdns[k].id;
+                    len++;
+                }
+                e->count += n;
+            }
+        }
+    }
+    /* Compact and sort for a stable exposition; names are borrowed while the mutex is held. */
+    size_t j = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (t[i].region != NULL)
+            t[j++] = t[i];
+    }
+    qsort(t, j, sizeof(*t), entry_cmp);
+    buf_puts(out, "# HELP steerd_decisions_total Steering decisions by chosen CDN and region.\n"
+                  "# TYPE steerd_decisions_total counter\n");
+    for (size_t i = 0; i < j; i++)
+        buf_printf(out, "steerd_decisions_total{cdn=\"%s\",region=\"%s\"} %llu\n", t[i].cdn,
+                   t[i].region, (unsigned long long)t[i].count);
+    pthread_mutex_unlock(&s->mu);
+    free(t);
+    (void)len;
+}
