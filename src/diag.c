@@ -39,15 +39,17 @@ diag_add(struct diag *d, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
     va_end(ap);
     if (n < 0)
-        n = 0;
+        tmp[0] = '\0';
     /* One line per problem: control bytes from file contents never split a line. */
-    for (size_t i = 0; i < strlen(tmp); i++) {
-        unsigned char c = (unsigned char)tmp[i];
+    for (const char *p = tmp; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f)
             buf_printf(&b, "\\x%02x", c);
         else
-            buf_append(&b, &tmp[i], 1);
+            buf_append(&b, p, 1);
     }
+    if (n > 0 && (size_t)n >= sizeof(tmp))
+        buf_puts(&b, "..."); /* cut to sizeof(tmp) - 1 bytes: say so */
     d->lines = xrealloc(d->lines, (d->count + 1) * sizeof(*d->lines));
     d->lines[d->count++] = b.data ? b.data : xstrdup("");
 }

@@ -75,6 +75,19 @@ authorized(struct h_admin *a, struct evhttp_request *req)
     return util_ct_equal(auth + 7, strlen(auth + 7), token, strlen(token));
 }
 
+static bool
+sid_ok(const char *sid)
+{
+    size_t n = strlen(sid);
+    if (n == 0 || n > H_REDIRECT_SID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (sid[i] < 0x20 || sid[i] > 0x7e)
+            return false;
+    }
+    return true;
+}
+
 static void
 handle_explain(struct h_admin *a, struct evhttp_request *req, const struct evhttp_uri *uri)
 {
@@ -103,8 +116,8 @@ handle_explain(struct h_admin *a, struct evhttp_request *req, const struct evhtt
         reply_text(req, 400, "path: not a path steerd would redirect\n");
         goto out;
     }
-    if (sid != NULL && (strlen(sid) == 0 || strlen(sid) > H_REDIRECT_SID_MAX)) {
-        reply_text(req, 400, "sid: 1 to 64 bytes\n");
+    if (sid != NULL && !sid_ok(sid)) {
+        reply_text(req, 400, "sid: 1 to 64 printable ASCII characters\n");
         goto out;
     }
 

@@ -49,6 +49,7 @@ xstrdup(const char *s)
 char *
 xstrndup(const char *s, size_t n)
 {
+    n = strnlen(s, n); /* as strndup: never reads past a NUL before n */
     char *p = xmalloc(n + 1);
     memcpy(p, s, n);
     p[n] = '\0';
@@ -141,6 +142,7 @@ int
 buf_json_str(struct buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
     int rc = buf_append(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
         if (*p == '"' || *p == '\\') {
@@ -155,6 +157,11 @@ buf_json_str(struct buf *b, const char *s)
     }
     if (rc == 0)
         rc = buf_append(b, "\"", 1);
+    if (rc != 0 && b->data != NULL) {
+        /* All or nothing, like buf_append: no half string literal is left behind. */
+        b->len = start;
+        b->data[start] = '\0';
+    }
     return rc;
 }
 

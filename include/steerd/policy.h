@@ -4,7 +4,8 @@
  *    by the session hash (adding a CDN moves only its share; a session sticks to its CDN);
  *  - failover: when none of those is up, the region's failover list in order, first one up;
  *  - fail open: when nothing is up, the weighted choice over the allowed CDNs ignoring health
- *    (or the first failover entry when the region allows none by weight). */
+ *    (or the first failover entry when the region allows none by weight, or CDN 0 when the
+ *    region has neither). */
 #ifndef STEERD_POLICY_H
 #define STEERD_POLICY_H
 
@@ -17,12 +18,13 @@ struct cfg;
 enum policy_reason { POLICY_WEIGHTED = 0, POLICY_FAILOVER, POLICY_FAIL_OPEN };
 
 struct policy_candidate {
-    uint32_t cdn;     /* index into cfg->cdns */
-    uint32_t weight;  /* the region's weight for it, 0 = not allowed by weight */
-    bool up;          /* health as given */
-    bool eligible;    /* allowed by weight and up */
+    uint32_t cdn;       /* index into cfg->cdns */
+    uint32_t weight;    /* the region's weight for it, 0 = not allowed by weight */
+    bool up;            /* health as given */
+    bool eligible;      /* allowed by weight and up */
     long failover_rank; /* position in the failover list, -1 when absent */
-    double score;     /* rendezvous score (0 when not eligible) */
+    double score;       /* rendezvous score in the branch that decided (weighted: the eligible
+                           CDNs; fail open: every CDN allowed by weight), else 0 */
 };
 
 struct policy_decision {
@@ -30,14 +32,17 @@ struct policy_decision {
     enum policy_reason reason;
 };
 
-/* up[i] is CDN i's health (non-zero = up). region indexes cfg->regions. */
+/* up[i] is CDN i's health (non-zero = up). region indexes cfg->regions (an index out of range
+ * is treated as cfg->default_region). Cannot fail; no allocation. */
 struct policy_decision policy_choose(const struct cfg *c, const uint8_t *up, uint32_t region,
                                      uint64_t session_hash);
 
-/* As policy_choose, and fills out[0..ncdns-1] with every CDN's terms (in cfg order). */
+/* As policy_choose (always the same decision), and fills out[0..ncdns-1] with every CDN's
+ * terms (in cfg order). */
 struct policy_decision policy_explain(const struct cfg *c, const uint8_t *up, uint32_t region,
                                       uint64_t session_hash, struct policy_candidate *out);
 
+/* "weighted", "failover" or "fail_open" (a static string). */
 const char *policy_reason_str(enum policy_reason r);
 
 #endif
