@@ -51,7 +51,11 @@ struct cfg_region {
     bool implicit; /* the default_region when it is not listed in "regions" */
 };
 
-/* What a region may use. weights[i] belongs to cdns[i]; 0 means not allowed there. */
+/* What a region may use. weights[i] belongs to cdns[i]; 0 means not allowed there.
+ * "policy.default" gives every CDN weight 1 and no failover unless it says otherwise; an entry in
+ * "policy.regions" starts from that default and replaces only the keys it names ("cdns": every
+ * weight, unnamed CDNs 0; "failover": the list). A rule with no weight > 0 and no failover is an
+ * error. */
 struct cfg_rule {
     uint32_t *weights;  /* [ncdns] */
     uint32_t *failover; /* cdn indexes tried in order when no weighted CDN is up */
@@ -59,8 +63,8 @@ struct cfg_rule {
 };
 
 struct cfg_http {
-    char *cors_allow_origin;      /* default "*" */
-    char *redirect_cache_control; /* default "no-store" */
+    char *cors_allow_origin;         /* default "*" */
+    char *redirect_cache_control;    /* default "no-store" */
     uint32_t max_request_line_bytes; /* 256..65536, default 8192 (414 past it) */
     uint32_t max_header_bytes;       /* 1024..262144, default 16384 (431 past it) */
     uint32_t max_headers;            /* 8..100, default 64 (431 past it) */
@@ -79,7 +83,7 @@ struct cfg_admin {
 struct cfg {
     char *path; /* the file it was loaded from ("<string>" for cfg_load_string) */
 
-    char **listen; /* "host:port" / "[v6]:port", validated */
+    char **listen; /* "host:port" / "[v6]:port", validated, as written; default "127.0.0.1:8080" */
     size_t nlisten;
     uint32_t workers; /* 1..64; 0 in the file means one per online CPU (resolved by main) */
     struct cfg_admin admin;
@@ -89,7 +93,7 @@ struct cfg {
 
     char *origin_base_url; /* NULL when absent */
 
-    char *geoip_country_db; /* NULL when absent */
+    char *geoip_country_db; /* NULL when absent; not opened here (geo does) */
     char *geoip_asn_db;     /* NULL when absent */
 
     struct cfg_region *regions; /* the listed regions in order, then the implicit default if any */
@@ -108,7 +112,8 @@ struct cfg {
     char *log_file;  /* NULL: stderr */
 };
 
-/* Loads and validates path. Returns a new cfg, or NULL with every problem in d. */
+/* Loads and validates path (at most CFG_MAX_FILE_BYTES; JSON duplicate keys are errors).
+ * Returns a new cfg the caller frees, or NULL with every problem added to d. */
 struct cfg *cfg_load(const char *path, struct diag *d);
 /* The same from memory; name is used in syntax error lines. */
 struct cfg *cfg_load_string(const char *text, size_t len, const char *name, struct diag *d);
@@ -118,7 +123,9 @@ void cfg_free(struct cfg *c);
 long cfg_cdn_index(const struct cfg *c, const char *id);
 long cfg_region_index(const struct cfg *c, const char *name);
 
-/* Splits "host:port" or "[v6]:port" into host (brackets removed) and port. Returns 0 or -1. */
+/* Splits "host:port" or "[v6]:port" into host (brackets removed) and port (0..65535); the host
+ * must be an IP literal (brackets for IPv6 only). host and port may be NULL to only validate.
+ * Returns 0, or -1 when s is malformed or host does not fit in hostsz. */
 int cfg_split_hostport(const char *s, char *host, size_t hostsz, uint16_t *port);
 
 #endif
