@@ -16,12 +16,12 @@ enum health_state { HEALTH_UNKNOWN = 0, HEALTH_UP, HEALTH_DOWN };
 
 struct health_sample {
     enum health_outcome outcome;
-    long http_status;     /* 0 when none */
-    double connect_ms;    /* -1 when not measured */
-    double ttfb_ms;       /* -1 when not measured */
+    long http_status;  /* 0 when none */
+    double connect_ms; /* -1 when not measured */
+    double ttfb_ms;    /* -1 when not measured */
     double total_ms;
     uint64_t body_bytes;
-    const char *error;    /* short reason on FAIL / INCONCLUSIVE, borrowed; NULL on OK */
+    const char *error; /* short reason on FAIL / INCONCLUSIVE, borrowed; NULL on OK */
 };
 
 struct health_cdn {
@@ -45,9 +45,11 @@ void health_free(struct health *h);
  * start UNKNOWN, removed ids are dropped; rise/fall thresholds are read from c. */
 void health_reconcile(struct health *h, const struct cfg *c);
 
-/* Records one probe outcome for id. The first conclusive outcome of a CDN sets its state at
- * once; afterwards rise OKs bring it up and fall FAILs take it down. INCONCLUSIVE changes
- * nothing but its counter. Returns true when the up/down state changed. */
+/* Records one probe outcome for id (unknown ids are ignored). The first conclusive outcome of a
+ * CDN sets its state at once; afterwards rise consecutive OKs bring it up and fall consecutive
+ * FAILs take it down. INCONCLUSIVE leaves the state and the streaks alone: it updates only its
+ * counter, last_probe_ms and last_error. Returns true when the state changed (including the
+ * first UNKNOWN -> UP/DOWN); each change counts in transitions_total. */
 bool health_record(struct health *h, const char *id, const struct health_sample *s,
                    uint64_t now_ms);
 
