@@ -73,6 +73,13 @@ router_handle(struct http_reqctx *ctx, struct buf *out)
         router_write_error(ctx, big ? 413 : 400, "request body not allowed here", out);
         return big ? 413 : 400;
     }
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is malformed. */
+    if (req->minor_version == 1 && httpp_find(req, "Host") == NULL) {
+        stats_add(&ctx->stats->rejected[STATS_REJECT_BAD_REQUEST], 1);
+        ctx->close = true;
+        router_write_error(ctx, 400, "missing Host header", out);
+        return 400;
+    }
     switch (req->method_id) {
     case HTTPP_GET:
     case HTTPP_HEAD:

@@ -47,18 +47,24 @@ struct httpp_request {
 };
 
 enum httpp_status {
-    HTTPP_COMPLETE = 0,         /* a whole head was parsed; req->head_len is set */
-    HTTPP_INCOMPLETE,           /* need more bytes (and none of the limits is passed yet) */
-    HTTPP_BAD_REQUEST,          /* 400: malformed, or ambiguous framing */
-    HTTPP_URI_TOO_LONG,         /* 414 */
-    HTTPP_HEADERS_TOO_LARGE,    /* 431: head too large or too many fields */
-    HTTPP_VERSION_UNSUPPORTED,  /* 505: not HTTP/1.0 or 1.1 */
-    HTTPP_NOT_IMPLEMENTED,      /* 501: a transfer coding other than chunked */
+    HTTPP_COMPLETE = 0,        /* a whole head was parsed; req->head_len is set */
+    HTTPP_INCOMPLETE,          /* need more bytes (and none of the limits is passed yet) */
+    HTTPP_BAD_REQUEST,         /* 400: malformed, or ambiguous framing */
+    HTTPP_URI_TOO_LONG,        /* 414 */
+    HTTPP_HEADERS_TOO_LARGE,   /* 431: head too large or too many fields */
+    HTTPP_VERSION_UNSUPPORTED, /* 505: not HTTP/1.0 or 1.1 */
+    HTTPP_NOT_IMPLEMENTED,     /* 501: a transfer coding other than chunked */
 };
 
 /* Parses one request head from buf[0..len). Bare LF line ends are accepted as RFC 9112 allows;
  * obs-fold, NUL/CTL bytes in fields, whitespace before the colon, conflicting Content-Length
- * values and Content-Length together with Transfer-Encoding are 400. */
+ * values and Content-Length together with Transfer-Encoding are 400.
+ * Details: one empty line before the request line is skipped (and counted in head_len); a bare
+ * CR is 400; "HTTP/" DIGIT "." DIGIT other than 1.0/1.1 is 505, any other version text 400;
+ * Content-Length is 1*DIGIT up to 2^53 (repeats must be equal); Transfer-Encoding must be
+ * exactly "chunked" (else 501), appear once, and not in HTTP/1.0 (400). Garbage is refused as
+ * soon as it is seen, before its line ends. The caller may parse again from the start when more
+ * bytes arrive; on any status but HTTPP_COMPLETE the fields of req are unspecified. */
 enum httpp_status httpp_parse(const char *buf, size_t len, const struct httpp_limits *lim,
                               struct httpp_request *req);
 
