@@ -40,6 +40,10 @@ struct trie_node {
 struct trie {
     struct trie_node *nodes;
     size_t n, cap;
+    /* IPv4 fast path: every IPv4 address shares the 96-bit ::ffff:0:0 prefix, so lookups of
+     * IPv4 addresses start where that prefix ends (set by trie_finish). */
+    uint32_t v4_node; /* node after the 96 bits, 0 when the path does not exist */
+    uint32_t v4_best; /* best value on the path to it */
 };
 
 struct asn_entry {
@@ -124,12 +128,42 @@ trie_insert(struct trie *t, const struct netaddr_cidr *c, uint32_t value)
     return 0;
 }
 
+/* Precomputes the IPv4 starting point; call after the last insert. */
+static void
+trie_finish(struct trie *t)
+{
+    static const struct netaddr mapped = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}};
+    uint32_t best = t->nodes[0].value;
+    size_t cur = 0;
+    t->v4_node = 0;
+    for (unsigned i = 0; i < 96; i++) {
+        uint32_t next = t->nodes[cur].child[addr_bit(&mapped, i)];
+        if (next == 0) {
+            t->v4_best = best;
+            return;
+        }
+        cur = next;
+        if (t->nodes[cur].value != TRIE_NONE)
+            best = t->nodes[cur].value;
+    }
+    t->v4_node = (uint32_t)cur;
+    t->v4_best = best;
+}
+
 static uint32_t
 trie_lookup(const struct trie *t, const struct netaddr *a)
 {
     uint32_t best = t->nodes[0].value;
     size_t cur = 0;
-    for (unsigned i = 0; i < 128; i++) {
+    unsigned start = 0;
+    if (netaddr_is_v4(a)) {
+        if (t->v4_node == 0)
+            return t->v4_best;
+        cur = t->v4_node;
+        best = t->v4_best;
+        start = 96;
+    }
+    for (unsigned i = start; i < 128; i++) {
         uint32_t next = t->nodes[cur].child[addr_bit(a, i)];
         if (next == 0)
             break;
@@ -413,6 +447,8 @@ geo_new(const struct cfg *c, struct diag *d)
             goto out;
         }
     }
+    trie_finish(&g->cidrs);
+    trie_finish(&g->trusted);
     build_tables(g, c);
 
     if (c->geoip_country_db != NULL &&

@@ -216,6 +216,36 @@ test_geo_cidr_default_routes(void **state)
     geo_free(g);
 }
 
+/* IPv4 lookups start below the shared ::ffff:0:0/96 prefix; IPv6 prefixes that cover that
+ * prefix must still count for them. */
+static void
+test_geo_v6_prefix_covering_mapped_space(void **state)
+{
+    (void)state;
+    struct netaddr_cidr wide[] = {cidr_of("::/8")};
+    struct netaddr_cidr ten[] = {cidr_of("10.0.0.0/8")};
+    struct cfg_region regions[] = {
+        {.name = "wide", .cidrs = wide, .ncidrs = 1},
+        {.name = "ten", .cidrs = ten, .ncidrs = 1},
+        {.name = "default", .implicit = true},
+    };
+    struct cfg c = {.regions = regions, .nregions = 3, .default_region = 2};
+    struct geo *g = must_geo_new(&c);
+    assert_int_equal(lookup(g, "10.1.2.3").region, 1);
+    assert_int_equal(lookup(g, "11.1.2.3").region, 0);
+    assert_int_equal(lookup(g, "2001:db8::1").region, 2);
+    geo_free(g);
+
+    /* Only IPv6 prefixes outside the mapped space: IPv4 falls through to the default. */
+    struct netaddr_cidr doc[] = {cidr_of("2001:db8::/32")};
+    regions[0].cidrs = doc;
+    regions[1].ncidrs = 0;
+    g = must_geo_new(&c);
+    assert_int_equal(lookup(g, "10.1.2.3").region, 2);
+    assert_int_equal(lookup(g, "2001:db8::1").region, 0);
+    geo_free(g);
+}
+
 static void
 test_geo_keeps_no_pointer_into_cfg(void **state)
 {
@@ -1082,6 +1112,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_geo_cidr_most_specific_wins),
         cmocka_unit_test(test_geo_cidr_default_routes),
+        cmocka_unit_test(test_geo_v6_prefix_covering_mapped_space),
         cmocka_unit_test(test_geo_keeps_no_pointer_into_cfg),
         cmocka_unit_test(test_geo_is_trusted),
         cmocka_unit_test(test_geo_xff_untrusted_peer_is_the_client),
