@@ -168,8 +168,8 @@ control_reload(struct control *c, struct diag *d)
             if (*p == '\n')
                 *p = ';';
         }
-        log_msg(LOG_ERR, "control", "reload of %s failed, keeping generation %llu: %s",
-                c->cfg_path, (unsigned long long)c->generation, msg);
+        log_msg(LOG_ERR, "control", "reload of %s failed, keeping generation %llu: %s", c->cfg_path,
+                (unsigned long long)c->generation, msg);
         free(msg);
         return -1;
     }
@@ -322,9 +322,9 @@ control_write_metrics(const struct control *c, struct buf *out)
                "# TYPE steerd_all_cdns_down gauge\nsteerd_all_cdns_down %d\n"
                "# HELP steerd_uptime_seconds Seconds since start.\n"
                "# TYPE steerd_uptime_seconds gauge\nsteerd_uptime_seconds %llu\n",
-               STEERD_VERSION, (unsigned long long)c->generation,
-               (unsigned long long)c->reload_ok, (unsigned long long)c->reload_failed,
-               control_ready(c) ? 1 : 0, c->snap->all_down ? 1 : 0,
+               STEERD_VERSION, (unsigned long long)c->generation, (unsigned long long)c->reload_ok,
+               (unsigned long long)c->reload_failed, control_ready(c) ? 1 : 0,
+               c->snap->all_down ? 1 : 0,
                (unsigned long long)((util_now_ms() - c->started_ms) / 1000));
 
     buf_puts(out, "# HELP steerd_cdn_up 1 when the CDN is up (or not probed).\n"
@@ -340,9 +340,8 @@ control_write_metrics(const struct control *c, struct buf *out)
                    "steerd_probe_total{cdn=\"%s\",result=\"ok\"} %llu\n"
                    "steerd_probe_total{cdn=\"%s\",result=\"fail\"} %llu\n"
                    "steerd_probe_total{cdn=\"%s\",result=\"inconclusive\"} %llu\n",
-                   h->id, (unsigned long long)h->ok_total, h->id,
-                   (unsigned long long)h->fail_total, h->id,
-                   (unsigned long long)h->inconclusive_total);
+                   h->id, (unsigned long long)h->ok_total, h->id, (unsigned long long)h->fail_total,
+                   h->id, (unsigned long long)h->inconclusive_total);
     }
     buf_puts(out, "# HELP steerd_cdn_transitions_total Up/down changes by CDN.\n"
                   "# TYPE steerd_cdn_transitions_total counter\n");
@@ -416,8 +415,7 @@ control_write_state(const struct control *c, struct buf *out)
             buf_puts(out, ",");
         buf_puts(out, "{\"name\":");
         buf_json_str(out, cfg->regions[r].name);
-        buf_printf(out, ",\"default\":%s,\"cdns\":{",
-                   r == cfg->default_region ? "true" : "false");
+        buf_printf(out, ",\"default\":%s,\"cdns\":{", r == cfg->default_region ? "true" : "false");
         bool first = true;
         for (size_t k = 0; k < cfg->ncdns; k++) {
             if (rule->weights[k] == 0)

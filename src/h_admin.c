@@ -127,7 +127,7 @@ handle_explain(struct h_admin *a, struct evhttp_request *req, const struct evhtt
     struct h_redirect_session sess;
     struct policy_candidate cand[CFG_MAX_CDNS];
     char ipbuf[NETADDR_STRLEN];
-    char loc[CFG_URL_MAX + 2 * URI_MAX_TARGET + 16];
+    char loc[CFG_URL_MAX + 4 * URI_MAX_TARGET + 16];
 
     geo_lookup(snap->conf->geo, &addr, &gc);
     h_redirect_session_from(sid, u, &addr, &sess);

@@ -13,7 +13,7 @@
 #include "steerd/util.h"
 
 #define SESSION_SEED 0x5f3759df2b9c4e1dULL
-#define LOCATION_MAX (CFG_URL_MAX + 2 * URI_MAX_TARGET + 16)
+#define LOCATION_MAX (CFG_URL_MAX + 4 * URI_MAX_TARGET + 16)
 
 static void
 session_fill(struct h_redirect_session *s, const char *sid, size_t sidlen,

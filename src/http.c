@@ -182,15 +182,13 @@ http_server_new(const struct cfg *cfg, uint32_t workers, struct stats *stats, st
                 struct sockaddr_storage got;
                 socklen_t glen = sizeof(got);
                 getsockname(fd, (struct sockaddr *)&got, &glen);
-                port = ntohs(got.ss_family == AF_INET
-                                 ? ((struct sockaddr_in *)&got)->sin_port
-                                 : ((struct sockaddr_in6 *)&got)->sin6_port);
+                port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                                      : ((struct sockaddr_in6 *)&got)->sin6_port);
                 make_sockaddr(host, port, &ss, &len);
             }
         }
         char out[NETADDR_STRLEN + 16];
-        snprintf(out, sizeof(out), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
-                 (unsigned)port);
+        snprintf(out, sizeof(out), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
         s->bound[i] = xstrdup(out);
     }
     return s;
@@ -362,11 +360,16 @@ static enum stats_reject
 reject_reason(enum httpp_status st)
 {
     switch (st) {
-    case HTTPP_URI_TOO_LONG: return STATS_REJECT_URI_TOO_LONG;
-    case HTTPP_HEADERS_TOO_LARGE: return STATS_REJECT_HEADERS_TOO_LARGE;
-    case HTTPP_VERSION_UNSUPPORTED: return STATS_REJECT_VERSION;
-    case HTTPP_NOT_IMPLEMENTED: return STATS_REJECT_NOT_IMPLEMENTED;
-    default: return STATS_REJECT_BAD_REQUEST;
+    case HTTPP_URI_TOO_LONG:
+        return STATS_REJECT_URI_TOO_LONG;
+    case HTTPP_HEADERS_TOO_LARGE:
+        return STATS_REJECT_HEADERS_TOO_LARGE;
+    case HTTPP_VERSION_UNSUPPORTED:
+        return STATS_REJECT_VERSION;
+    case HTTPP_NOT_IMPLEMENTED:
+        return STATS_REJECT_NOT_IMPLEMENTED;
+    default:
+        return STATS_REJECT_BAD_REQUEST;
     }
 }
 
@@ -374,11 +377,16 @@ static const char *
 reject_text(enum httpp_status st)
 {
     switch (st) {
-    case HTTPP_URI_TOO_LONG: return "request line too long";
-    case HTTPP_HEADERS_TOO_LARGE: return "request header fields too large";
-    case HTTPP_VERSION_UNSUPPORTED: return "http version not supported";
-    case HTTPP_NOT_IMPLEMENTED: return "transfer coding not implemented";
-    default: return "malformed request";
+    case HTTPP_URI_TOO_LONG:
+        return "request line too long";
+    case HTTPP_HEADERS_TOO_LARGE:
+        return "request header fields too large";
+    case HTTPP_VERSION_UNSUPPORTED:
+        return "http version not supported";
+    case HTTPP_NOT_IMPLEMENTED:
+        return "transfer coding not implemented";
+    default:
+        return "malformed request";
     }
 }
 
@@ -676,7 +684,8 @@ http_server_start(struct http_server *s, struct snap *initial, struct diag *d)
         w->listeners = xcalloc(s->nlisten, sizeof(*w->listeners));
         for (size_t i = 0; i < s->nlisten; i++) {
             int fd = s->fds[k * s->nlisten + i];
-            w->listeners[i] = evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+            w->listeners[i] =
+                evconnlistener_new(w->base, on_accept, w, LEV_OPT_CLOSE_ON_FREE, 0, fd);
             if (w->listeners[i] == NULL) {
                 diag_add(d, "worker %u: cannot listen on %s", k, s->bound[i]);
                 return -1;
@@ -710,7 +719,8 @@ http_server_publish(struct http_server *s, struct snap *snap)
 {
     for (uint32_t k = 0; k < s->nworkers; k++) {
         struct worker *w = &s->workers[k];
-        struct snap *old = atomic_exchange_explicit(&w->inbox, snap_ref(snap), memory_order_acq_rel);
+        struct snap *old =
+            atomic_exchange_explicit(&w->inbox, snap_ref(snap), memory_order_acq_rel);
         snap_unref(old);
         if (w->wake)
             event_active(w->wake, 0, 0);

@@ -35,22 +35,38 @@ int
 stats_code_index(int code)
 {
     switch (code) {
-    case 200: return 0;
-    case 204: return 1;
-    case 302: return 2;
-    case 400: return 3;
-    case 401: return 4;
-    case 403: return 5;
-    case 404: return 6;
-    case 405: return 7;
-    case 408: return 8;
-    case 413: return 9;
-    case 414: return 10;
-    case 431: return 11;
-    case 500: return 12;
-    case 501: return 13;
-    case 505: return 14;
-    default: return STATS_CODE_N - 1;
+    case 200:
+        return 0;
+    case 204:
+        return 1;
+    case 302:
+        return 2;
+    case 400:
+        return 3;
+    case 401:
+        return 4;
+    case 403:
+        return 5;
+    case 404:
+        return 6;
+    case 405:
+        return 7;
+    case 408:
+        return 8;
+    case 413:
+        return 9;
+    case 414:
+        return 10;
+    case 431:
+        return 11;
+    case 500:
+        return 12;
+    case 501:
+        return 13;
+    case 505:
+        return 14;
+    default:
+        return STATS_CODE_N - 1;
     }
 }
 

@@ -6,7 +6,7 @@
 
 /* Byte classes. */
 #define C_KEEP 0x01u   /* kept when sent raw: unreserved, sub-delims but "'", ':' '@' */
-#define C_QUERY 0x02u  /* allowed in a query: 0x21..0x7E but " < > \ ^ ` { | } # */
+#define C_QUERY 0x02u  /* kept raw in a query: 0x21..0x7E but " < > \ ^ ` { | } # */
 #define C_REJECT 0x04u /* never in a path, raw or decoded: CTL, DEL, '\', 0xC0, 0xC1 */
 #define C_UNRES 0x08u  /* RFC 3986 unreserved: kept even when it was sent as %xx */
 
@@ -164,13 +164,15 @@ canon_path(const unsigned char *path, size_t len, struct uri_parts *out)
     return URI_OK;
 }
 
+/* A query is passed on as sent, but for the bytes RFC 3986 does not allow in one (" < > \ ^ `
+ * { | }), which browsers encode and some players send raw: uri_build_location encodes those. */
 static enum uri_status
 check_query(const unsigned char *q, size_t len)
 {
     size_t i;
 
     for (i = 0; i < len; i++) {
-        if (!(cls[q[i]] & C_QUERY))
+        if (q[i] < 0x21 || q[i] > 0x7E)
             return URI_BAD;
         if (q[i] == '%') {
             if (len - i < 3 || hexval[q[i + 1]] < 0 || hexval[q[i + 2]] < 0)
@@ -248,7 +250,12 @@ uri_build_location(const char *base, size_t base_len, const struct uri_parts *u,
         return 0;
     if (base_len >= outsz)
         return 0;
-    n = base_len + u->path_len + (qlen > 0 ? 1 + qlen : 0);
+    size_t qout = qlen;
+    for (size_t i = 0; i < qlen; i++) {
+        if (!(cls[(unsigned char)u->query[i]] & C_QUERY))
+            qout += 2;
+    }
+    n = base_len + u->path_len + (qlen > 0 ? 1 + qout : 0);
     if (n >= outsz)
         return 0;
     memcpy(out, base, base_len);
@@ -257,8 +264,16 @@ uri_build_location(const char *base, size_t base_len, const struct uri_parts *u,
     o += u->path_len;
     if (qlen > 0) {
         out[o++] = '?';
-        memcpy(out + o, u->query, qlen);
-        o += qlen;
+        for (size_t i = 0; i < qlen; i++) {
+            unsigned char c = (unsigned char)u->query[i];
+            if (cls[c] & C_QUERY || c < 0x21 || c > 0x7E) {
+                out[o++] = (char)c; /* unsafe bytes are caught below */
+            } else {
+                out[o++] = '%';
+                out[o++] = hexdig[c >> 4];
+                out[o++] = hexdig[c & 15];
+            }
+        }
     }
     if (!all_visible(out, o)) {
         out[0] = '\0';

@@ -21,9 +21,8 @@ struct control;
 
 /* Takes ownership of *confp (set to NULL). base, http and stats are borrowed and must outlive
  * the control. The initial snap (every CDN up until probed) is ready for http_server_start. */
-struct control *control_new(struct event_base *base, const char *cfg_path,
-                            struct snap_conf **confp, struct http_server *http,
-                            struct stats *stats);
+struct control *control_new(struct event_base *base, const char *cfg_path, struct snap_conf **confp,
+                            struct http_server *http, struct stats *stats);
 void control_free(struct control *c);
 
 /* Starts the probes and the signal handlers (HUP reload, TERM/INT drain, USR1 log reopen). */

@@ -36,9 +36,10 @@ enum uri_status {
  *   when sent as %xx (RFC 3986 6.2.2.2: "%2B" and "+" are not the same to every origin), "'",
  *   '"', space, '<', '>', '%' and every byte >= 0x80, becomes %XX with upper-case hex. So
  *   "/%7e%41" is "/~A", "/a%3bb" is "/a%3Bb", and "/a;b" stays "/a;b".
- * Query rules: bytes 0x21..0x7E only, '%' followed by two hex digits; the bytes
- * '"' '<' '>' '\' '^' '`' '{' '|' '}' are refused (players percent-encode them). The query is
- * not decoded or re-encoded: it is passed on as sent. */
+ * Query rules: bytes 0x21..0x7E only, '%' followed by two hex digits. The query is not
+ * decoded: it is passed on as sent, except that uri_build_location percent-encodes the bytes
+ * RFC 3986 does not allow in a query ('"' '<' '>' '\' '^' '`' '{' '|' '}'), which browsers
+ * encode and some players send raw (CMCD=sid="abc"). */
 struct uri_parts {
     char path[URI_MAX_TARGET + 1];
     size_t path_len;

@@ -22,7 +22,7 @@ struct buf {
     char *data;
     size_t len;
     size_t cap;
-    size_t max; /* hard limit on len; 0 = SIZE_MAX */
+    size_t max;    /* hard limit on len; 0 = SIZE_MAX */
     bool overflow; /* sticky: an append would have exceeded max */
 };
 

@@ -83,7 +83,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct uri_parts u, again;
-    char loc[URI_MAX_TARGET * 2 + 64];
+    char loc[URI_MAX_TARGET * 4 + 64];
     char *buf = malloc(size ? size : 1);
     enum uri_status st;
 
@@ -123,6 +123,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (i = 0; i < n; i++) {
             if ((unsigned char)loc[i] < 0x21 || (unsigned char)loc[i] > 0x7e)
                 fail("unsafe byte in Location");
+            if (strchr("\"<>\\^`{|}", loc[i]) != NULL)
+                fail("byte RFC 3986 does not allow in a URI");
         }
         if (!uri_header_safe(loc, n))
             fail("Location not header-safe");

@@ -154,13 +154,13 @@ static const struct uri_case uri_cases[] = {
     {"/a?%2", URI_BAD, NULL, NULL},
     {"/a?x=%zz", URI_BAD, NULL, NULL},
     {"/a?x=%2", URI_BAD, NULL, NULL},
-    {"/a?\"", URI_BAD, NULL, NULL},
-    {"/a?<script>", URI_BAD, NULL, NULL},
-    {"/a?\\", URI_BAD, NULL, NULL},
-    {"/a?^", URI_BAD, NULL, NULL},
-    {"/a?`", URI_BAD, NULL, NULL},
-    {"/a?{}", URI_BAD, NULL, NULL},
-    {"/a?|", URI_BAD, NULL, NULL},
+    {"/a?\"", URI_OK, "/a", "\""},
+    {"/a?<script>", URI_OK, "/a", "<script>"},
+    {"/a?\\", URI_OK, "/a", "\\"},
+    {"/a?^", URI_OK, "/a", "^"},
+    {"/a?`", URI_OK, "/a", "`"},
+    {"/a?{}", URI_OK, "/a", "{}"},
+    {"/a?|", URI_OK, "/a", "|"},
 };
 
 static void
@@ -354,6 +354,12 @@ test_uri_build_location(void **state)
     assert_int_equal(uri_build_location(BASE, strlen(BASE), &u, out, n), 0);
     assert_string_equal(out, "");
     assert_int_equal(uri_build_location(BASE, strlen(BASE), &u, out, 0), 0);
+    /* Bytes RFC 3986 does not allow in a query are encoded in the Location. */
+    assert_int_equal(uri_parse_target("/v?s=\"a\"|<b>", 12, &u), URI_OK);
+    n = uri_build_location(BASE, strlen(BASE), &u, out, sizeof(out));
+    assert_string_equal(out, BASE "/v?s=%22a%22%7C%3Cb%3E");
+    assert_int_equal(n, strlen(BASE "/v?s=%22a%22%7C%3Cb%3E"));
+    assert_int_equal(uri_build_location(BASE, strlen(BASE), &u, out, n), 0);
     /* An empty query adds no '?'. */
     assert_int_equal(uri_parse_target("/v?", 3, &u), URI_OK);
     assert_non_null(u.query);
