@@ -186,6 +186,49 @@ policy_explain(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t
     return d;
 }
 
+size_t
+policy_rank(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash,
+            uint32_t *out)
+{
+    const struct cfg_rule *rule = rule_for(c, region);
+    struct policy_decision d = decide(c, up, rule, session_hash);
+    bool ignore_health = d.reason == POLICY_FAIL_OPEN;
+    uint32_t idx[CFG_MAX_CDNS];
+    double score[CFG_MAX_CDNS];
+    bool listed[CFG_MAX_CDNS] = {false};
+    size_t n = 0, m = 0;
+
+    out[n++] = d.cdn;
+    listed[d.cdn] = true;
+    /* The other CDNs the weighted branch would consider, best score first (insertion sort:
+     * at most CFG_MAX_CDNS entries; ties keep the lower index first). */
+    for (size_t i = 0; i < c->ncdns; i++) {
+        if (listed[i] || !considered(rule, up, ignore_health, i))
+            continue;
+        double s = score_of(rule->weights[i], session_u(c->cdns[i].id, session_hash));
+        size_t k = m++;
+        while (k > 0 && score[k - 1] < s) {
+            idx[k] = idx[k - 1];
+            score[k] = score[k - 1];
+            k--;
+        }
+        idx[k] = (uint32_t)i;
+        score[k] = s;
+    }
+    for (size_t k = 0; k < m; k++) {
+        out[n++] = idx[k];
+        listed[idx[k]] = true;
+    }
+    for (size_t k = 0; k < rule->nfailover; k++) {
+        uint32_t f = rule->failover[k];
+        if (f < c->ncdns && !listed[f] && (ignore_health || up[f] != 0)) {
+            out[n++] = f;
+            listed[f] = true;
+        }
+    }
+    return n;
+}
+
 const char *
 policy_reason_str(enum policy_reason r)
 {

@@ -43,6 +43,13 @@ struct policy_decision policy_explain(const struct cfg *c, const uint8_t *up, ui
                                       uint64_t session_hash, struct policy_candidate *out);
 
 /* "weighted", "failover" or "fail_open" (a static string). */
+/* The session's candidate CDNs in rank order, for answers that list several (redundant HLS
+ * streams, DASH BaseURLs, steering PATHWAY-PRIORITY): the decision of policy_choose first, then
+ * the other CDNs its branch considered by score, then the failover entries that are up. No CDN
+ * appears twice. out has room for cfg->ncdns entries; returns how many were written (>= 1). */
+size_t policy_rank(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash,
+                   uint32_t *out);
+
 const char *policy_reason_str(enum policy_reason r);
 
 #endif

@@ -698,6 +698,52 @@ test_policy_choose_with_loaded_config(void **state)
 }
 
 static void
+test_policy_rank_orders_candidates(void **state)
+{
+    (void)state;
+    struct cfg *c = mk_cfg(5, 1);
+    set_weights(c, 0, (const uint32_t[]){1, 2, 3, 0, 0});
+    set_failover(c, 0, (const uint32_t[]){4, 0, 3}, 3);
+    uint64_t seed = 77;
+    uint32_t out[5];
+
+    for (unsigned i = 0; i < 2000; i++) {
+        uint64_t s = mix(&seed);
+        const uint8_t all_up[] = {1, 1, 1, 1, 1};
+        struct policy_decision d = policy_choose(c, all_up, 0, s);
+        struct policy_candidate cand[5];
+        policy_explain(c, all_up, 0, s, cand);
+
+        size_t n = policy_rank(c, all_up, 0, s, out);
+        /* The decision, the other weighted CDNs by score, then failover entries not yet listed:
+         * 4 then 3 (0 is weighted and already listed). */
+        assert_int_equal(n, 5);
+        assert_int_equal(out[0], d.cdn);
+        assert_true(cand[out[1]].score >= cand[out[2]].score);
+        assert_true(out[1] <= 2 && out[2] <= 2 && out[1] != out[2] && out[1] != out[0]);
+        assert_int_equal(out[3], 4);
+        assert_int_equal(out[4], 3);
+
+        /* A down CDN is left out; the decision still comes first. */
+        const uint8_t two_down[] = {1, 0, 1, 0, 1};
+        d = policy_choose(c, two_down, 0, s);
+        n = policy_rank(c, two_down, 0, s, out);
+        assert_int_equal(n, 3);
+        assert_int_equal(out[0], d.cdn);
+        assert_int_equal(out[2], 4);
+
+        /* Nothing up: the fail-open order, every allowed CDN, still led by the decision. */
+        const uint8_t none[] = {0, 0, 0, 0, 0};
+        d = policy_choose(c, none, 0, s);
+        assert_int_equal(d.reason, POLICY_FAIL_OPEN);
+        n = policy_rank(c, none, 0, s, out);
+        assert_int_equal(n, 5);
+        assert_int_equal(out[0], d.cdn);
+    }
+    free_cfg(c);
+}
+
+static void
 test_policy_reason_str_names(void **state)
 {
     (void)state;
@@ -728,6 +774,7 @@ main(void)
         cmocka_unit_test(test_policy_explain_failover_and_fail_open_terms),
         cmocka_unit_test(test_policy_explain_agrees_with_choose),
         cmocka_unit_test(test_policy_choose_with_loaded_config),
+        cmocka_unit_test(test_policy_rank_orders_candidates),
         cmocka_unit_test(test_policy_reason_str_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
