@@ -35,11 +35,13 @@
 #define TICK_MS 250
 #define ACCEPT_PAUSE_MS 100
 #define LISTEN_BACKLOG 4096
+#define WAIT_MAX_MS 120000 /* safety net for a request waiting on an asynchronous answer */
 
 enum conn_state {
-    CONN_HEAD,  /* waiting for (the rest of) a request head; header deadline runs */
-    CONN_IDLE,  /* keep-alive, nothing buffered; idle deadline runs */
-    CONN_LINGER /* answer sent, write side shut; discarding input until EOF or deadline */
+    CONN_HEAD,   /* waiting for (the rest of) a request head; header deadline runs */
+    CONN_IDLE,   /* keep-alive, nothing buffered; idle deadline runs */
+    CONN_LINGER, /* answer sent, write side shut; discarding input until EOF or deadline */
+    CONN_WAIT    /* a handler answers asynchronously; input is neither read nor parsed */
 };
 
 struct worker;
@@ -57,8 +59,23 @@ struct conn {
     uint64_t deadline_ms;
     uint64_t write_deadline_ms;
     enum conn_state state;
-    bool closing; /* linger-close once out is flushed */
-    bool blocked; /* waiting for the socket to become writable */
+    bool closing;             /* linger-close once out is flushed */
+    bool blocked;             /* waiting for the socket to become writable */
+    struct http_async *async; /* the pending asynchronous answer in CONN_WAIT */
+};
+
+struct http_async {
+    struct worker *w;
+    struct conn *conn; /* NULL once the connection is gone */
+    struct http_reqctx ctx;
+    struct netaddr peer;
+    struct buf out;
+};
+
+struct task {
+    void (*fn)(void *);
+    void *arg;
+    struct task *next;
 };
 
 struct worker {
@@ -84,6 +101,10 @@ struct worker {
     bool draining;
     uint64_t drain_deadline_ms;
     uint64_t last_accept_log_ms;
+    struct http_env env;
+    pthread_mutex_t task_mu; /* guards tasks and tasks_closed: posted from any thread */
+    struct task *tasks, *tasks_tail;
+    bool tasks_closed;
 };
 
 struct http_server {
@@ -94,6 +115,7 @@ struct http_server {
     char **bound;
     struct stats *stats;
     _Atomic uint32_t running; /* worker threads not yet finished */
+    struct http_hooks hooks;
 };
 
 /* ---- sockets ---------------------------------------------------------------------------- */
@@ -161,6 +183,8 @@ http_server_new(const struct cfg *cfg, uint32_t workers, struct stats *stats, st
     for (size_t i = 0; i < workers * cfg->nlisten; i++)
         s->fds[i] = -1;
     s->workers = xcalloc(workers, sizeof(*s->workers));
+    for (uint32_t k = 0; k < workers; k++)
+        pthread_mutex_init(&s->workers[k].task_mu, NULL);
 
     for (size_t i = 0; i < cfg->nlisten; i++) {
         char host[NETADDR_STRLEN];
@@ -284,6 +308,8 @@ static void
 conn_close(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->async != NULL)
+        c->async->conn = NULL;
     event_free(c->rev);
     event_free(c->wev);
     close(c->fd);
@@ -349,7 +375,8 @@ conn_flush(struct conn *c)
     if (c->blocked) {
         c->blocked = false;
         event_del(c->wev);
-        event_add(c->rev, NULL);
+        if (c->state != CONN_WAIT)
+            event_add(c->rev, NULL);
     }
     if (c->closing && c->state != CONN_LINGER)
         conn_linger(c);
@@ -404,7 +431,8 @@ conn_process(struct conn *c)
         size_t off = 0;
         bool incomplete = false;
 
-        while (!c->closing && off < c->in_len && c->out.len - c->out_off < OUT_HIGH_WATER) {
+        while (!c->closing && c->state != CONN_WAIT && off < c->in_len &&
+               c->out.len - c->out_off < OUT_HIGH_WATER) {
             struct httpp_request req;
             enum httpp_status st =
                 httpp_parse(c->in + off, c->in_len - off, &snap->conf->limits, &req);
@@ -417,6 +445,8 @@ conn_process(struct conn *c)
                 .peer = &c->peer,
                 .req = NULL,
                 .stats = w->stats,
+                .env = &w->env,
+                .conn = c,
                 .date_line = w->date_line,
                 .date_len = w->date_len,
                 .close = true,
@@ -428,11 +458,22 @@ conn_process(struct conn *c)
                 break;
             }
             ctx.req = &req;
+            ctx.head = req.method_id == HTTPP_HEAD;
             ctx.close = !req.keep_alive || w->draining;
-            router_handle(&ctx, &c->out);
+            int code = router_handle(&ctx, &c->out);
             off += req.head_len;
+            if (code == ROUTER_ASYNC) {
+                /* http_async_begin put the connection in CONN_WAIT; the token keeps close. */
+                continue;
+            }
             if (ctx.close)
                 c->closing = true;
+        }
+        if (c->state == CONN_WAIT) {
+            memmove(c->in, c->in + off, c->in_len - off);
+            c->in_len -= off;
+            conn_flush(c); /* earlier pipelined answers; a closed conn detaches the token */
+            return;
         }
         if (off > 0) {
             memmove(c->in, c->in + off, c->in_len - off);
@@ -584,6 +625,7 @@ timeout_conn(struct worker *w, struct conn *c)
         .snap = w->snap,
         .peer = &c->peer,
         .stats = w->stats,
+        .env = &w->env,
         .date_line = w->date_line,
         .date_len = w->date_len,
         .close = true,
@@ -627,6 +669,28 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Runs the tasks posted to w; with close set, no task can be posted afterwards. */
+static void
+run_tasks(struct worker *w, bool close)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->task_mu);
+        struct task *t = w->tasks;
+        w->tasks = w->tasks_tail = NULL;
+        if (t == NULL && close)
+            w->tasks_closed = true;
+        pthread_mutex_unlock(&w->task_mu);
+        if (t == NULL)
+            return;
+        while (t != NULL) {
+            struct task *next = t->next;
+            t->fn(t->arg);
+            free(t);
+            t = next;
+        }
+    }
+}
+
 static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
@@ -636,6 +700,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 
     worker_clock(w);
     worker_adopt(w);
+    run_tasks(w, false);
     if (atomic_load(&w->drain_req) && !w->draining) {
         w->draining = true;
         w->drain_deadline_ms = w->now_ms + atomic_load(&w->drain_grace_ms);
@@ -656,11 +721,16 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
+    if (w->srv->hooks.worker_start != NULL)
+        w->env.local = w->srv->hooks.worker_start(&w->env);
     event_base_dispatch(w->base);
     w->draining = true; /* nothing may re-enable accepting from here on */
     while (w->conns)
         conn_close(w->conns);
     listeners_close(w);
+    if (w->srv->hooks.worker_stop != NULL)
+        w->srv->hooks.worker_stop(&w->env);
+    run_tasks(w, true);
     atomic_fetch_sub(&w->srv->running, 1);
     return NULL;
 }
@@ -678,6 +748,8 @@ http_server_start(struct http_server *s, struct snap *initial, struct diag *d)
             diag_add(d, "worker %u: event_base_new failed", k);
             return -1;
         }
+        w->env =
+            (struct http_env){.worker = k, .base = w->base, .server = s, .shared = s->hooks.shared};
         atomic_init(&w->inbox, snap_ref(initial));
         worker_adopt(w);
         worker_clock(w);
@@ -774,6 +846,8 @@ http_server_free(struct http_server *s)
             event_base_free(w->base);
         snap_unref(atomic_exchange(&w->inbox, NULL));
         snap_unref(w->snap);
+        run_tasks(w, true); /* a worker that never started: its tasks still run, once */
+        pthread_mutex_destroy(&w->task_mu);
     }
     for (size_t i = 0; i < s->nworkers * s->nlisten; i++) {
         if (s->fds[i] >= 0)
@@ -791,4 +865,128 @@ uint32_t
 http_server_running(const struct http_server *s)
 {
     return atomic_load(&((struct http_server *)s)->running);
+}
+
+void
+http_server_set_hooks(struct http_server *s, const struct http_hooks *hooks)
+{
+    s->hooks = *hooks;
+}
+
+int
+http_server_post(struct http_server *s, uint32_t worker, void (*fn)(void *), void *arg)
+{
+    if (worker >= s->nworkers)
+        return -1;
+    struct worker *w = &s->workers[worker];
+    struct task *t = xmalloc(sizeof(*t));
+    t->fn = fn;
+    t->arg = arg;
+    t->next = NULL;
+    pthread_mutex_lock(&w->task_mu);
+    if (w->tasks_closed) {
+        pthread_mutex_unlock(&w->task_mu);
+        free(t);
+        return -1;
+    }
+    if (w->tasks_tail)
+        w->tasks_tail->next = t;
+    else
+        w->tasks = t;
+    w->tasks_tail = t;
+    pthread_mutex_unlock(&w->task_mu);
+    if (w->wake)
+        event_active(w->wake, 0, 0);
+    return 0;
+}
+
+/* ---- asynchronous answers ------------------------------------------------------------- */
+
+struct http_async *
+http_async_begin(struct http_reqctx *ctx)
+{
+    struct conn *c = ctx->conn;
+    struct worker *w = c->w;
+    struct http_async *a = xcalloc(1, sizeof(*a));
+
+    a->w = w;
+    a->conn = c;
+    a->peer = c->peer;
+    a->ctx = *ctx;
+    a->ctx.req = NULL;
+    a->ctx.conn = NULL;
+    a->ctx.peer = &a->peer;
+    a->ctx.snap = snap_ref(ctx->snap);
+    buf_init(&a->out, 0);
+
+    c->async = a;
+    c->state = CONN_WAIT;
+    c->deadline_ms = w->now_ms + WAIT_MAX_MS;
+    event_del(c->rev);
+    return a;
+}
+
+struct http_reqctx *
+http_async_ctx(struct http_async *a)
+{
+    a->ctx.date_line = a->w->date_line;
+    a->ctx.date_len = a->w->date_len;
+    return &a->ctx;
+}
+
+struct buf *
+http_async_out(struct http_async *a)
+{
+    return &a->out;
+}
+
+uint32_t
+http_async_worker(const struct http_async *a)
+{
+    return (uint32_t)a->w->index;
+}
+
+bool
+http_async_alive(const struct http_async *a)
+{
+    return a->conn != NULL;
+}
+
+void
+http_async_abandon(struct http_async *a)
+{
+    if (a == NULL)
+        return;
+    if (a->conn != NULL)
+        a->conn->async = NULL;
+    snap_unref(a->ctx.snap);
+    buf_free(&a->out);
+    free(a);
+}
+
+void
+http_async_finish(struct http_async *a)
+{
+    struct conn *c = a->conn;
+
+    if (c != NULL) {
+        struct worker *w = c->w;
+        c->async = NULL;
+        buf_append(&c->out, a->out.data ? a->out.data : "", a->out.len);
+        if (a->ctx.close || w->draining)
+            c->closing = true;
+        if (c->in_len == 0) {
+            c->state = CONN_IDLE;
+            c->deadline_ms = w->now_ms + w->snap->conf->cfg->http.keepalive_timeout_ms;
+        } else {
+            c->state = CONN_HEAD;
+            c->deadline_ms = w->now_ms + w->snap->conf->cfg->http.header_timeout_ms;
+        }
+        if (!c->blocked)
+            event_add(c->rev, NULL);
+    }
+    a->conn = NULL;
+    http_async_abandon(a);
+    if (c != NULL)
+        conn_process(c);
 }

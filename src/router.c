@@ -58,7 +58,7 @@ router_status_text(int code)
 void
 router_write_error(const struct http_reqctx *ctx, int code, const char *reason, struct buf *out)
 {
-    bool head = ctx->req != NULL && ctx->req->method_id == HTTPP_HEAD;
+    bool head = ctx->head;
     size_t rlen = strlen(reason);
     const struct snap_conf *conf = ctx->snap->conf;
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct buf;
+struct http_env;
 struct httpp_request;
 struct netaddr;
 struct snap;
@@ -18,18 +19,26 @@ struct stats_worker;
 struct http_reqctx {
     struct snap *snap;
     const struct netaddr *peer;
-    const struct httpp_request *req;
+    const struct httpp_request *req; /* NULL once a request went asynchronous */
     struct stats_worker *stats;
+    struct http_env *env;  /* the worker the request runs on (see http.h) */
+    void *conn;            /* the connection, for http_async_begin only */
     const char *date_line; /* "Date: ...\r\n" */
     size_t date_len;
+    bool head;  /* a HEAD request: answers carry no body */
     bool close; /* in/out: the connection closes after this answer */
 };
 
-/* Appends one complete answer for ctx->req to out. Returns its status code. */
+/* What router_handle returns when the handler took the request asynchronously (it called
+ * http_async_begin and will answer through http_async_finish). */
+#define ROUTER_ASYNC 0
+
+/* Appends one complete answer for ctx->req to out and returns its status code, or returns
+ * ROUTER_ASYNC and appends nothing. */
 int router_handle(struct http_reqctx *ctx, struct buf *out);
 
 /* Appends a plain-text error answer with CORS headers (and Connection: close when close);
- * head suppresses the body. Counts it in stats under route "error" when stats is non-NULL. */
+ * ctx->head suppresses the body. Counts it in stats under route "error" when stats is non-NULL. */
 void router_write_error(const struct http_reqctx *ctx, int code, const char *reason,
                         struct buf *out);
 
