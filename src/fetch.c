@@ -1,18 +1,15 @@
 #include "steerd/fetch.h"
 
 #include <assert.h>
-#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
-#include <event2/event.h>
 
+#include "steerd/curlev.h"
 #include "steerd/util.h"
 
 #define FETCH_ERR_MAX 160
@@ -35,7 +32,7 @@ enum stop_reason {
 /* One transfer, from fetch_start until its callback returns or it is cancelled. */
 struct xfer {
     uint64_t id;
-    CURL *easy;
+    struct curlev_xfer cx;
     struct curl_slist *req_headers;
     fetch_done_fn cb;
     void *arg;
@@ -62,120 +59,16 @@ struct xfer {
     size_t discarded; /* body bytes of a non-2xx answer, counted and dropped */
 
     enum stop_reason stop;
-    int socket_errno; /* errno of a failed socket() in open_socket, 0 if none */
-    char errbuf[CURL_ERROR_SIZE];
     char error[FETCH_ERR_MAX];
 };
 
-/* One socket curl asked us to watch (curl_multi_assign'ed to it). */
-struct sock {
-    struct fetch *f;
-    curl_socket_t fd;
-    struct event *ev;
-    struct sock *prev, *next;
-};
-
 struct fetch {
-    struct event_base *base;
-    CURLM *multi;
-    struct event *multi_timer;
+    struct curlev *ev;
     struct xfer *xfers; /* every transfer started and not yet ended */
     size_t nactive;
     uint64_t next_id;
-    struct sock *socks; /* every struct sock alive, so none can outlive fetch_free */
-    bool in_cb;         /* a done callback is running */
+    bool in_cb; /* a done callback is running */
 };
-
-static void check_done(struct fetch *f);
-
-/* ---- libcurl <-> libevent glue (curl's docs/examples/multi-event.c) ---- */
-
-static void
-on_multi_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct fetch *f = arg;
-    int running = 0;
-    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(f);
-}
-
-static int
-multi_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-    (void)multi;
-    struct fetch *f = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(f->multi_timer);
-        return 0;
-    }
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    return evtimer_add(f->multi_timer, &tv) == 0 ? 0 : -1;
-}
-
-static void
-on_socket(evutil_socket_t fd, short what, void *arg)
-{
-    struct sock *s = arg;
-    struct fetch *f = s->f; /* s may be freed by curl_multi_socket_action */
-    int flags =
-        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-    curl_multi_socket_action(f->multi, fd, flags, &running);
-    check_done(f);
-}
-
-static void
-sock_free(struct fetch *f, struct sock *s)
-{
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        f->socks = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    if (s->ev != NULL)
-        event_free(s->ev);
-    free(s);
-}
-
-static int
-multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    (void)easy;
-    struct fetch *f = userp;
-    struct sock *s = socketp;
-
-    if (what == CURL_POLL_REMOVE) {
-        if (s != NULL) {
-            curl_multi_assign(f->multi, fd, NULL);
-            sock_free(f, s);
-        }
-        return 0;
-    }
-    if (s == NULL) {
-        s = xcalloc(1, sizeof(*s));
-        s->f = f;
-        s->fd = fd;
-        s->next = f->socks;
-        if (f->socks != NULL)
-            f->socks->prev = s;
-        f->socks = s;
-        curl_multi_assign(f->multi, fd, s);
-    }
-    short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
-                         ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-    if (s->ev == NULL) {
-        s->ev = event_new(f->base, fd, kind, on_socket, s);
-        if (s->ev == NULL)
-            return -1;
-    } else {
-        event_del(s->ev);
-        event_assign(s->ev, f->base, fd, kind, on_socket, s);
-    }
-    return event_add(s->ev, NULL) == 0 ? 0 : -1;
-}
 
 /* ---- response head ---- */
 
@@ -259,7 +152,7 @@ head_end(struct xfer *x)
 {
     long status = x->head_status;
     if (status == 0)
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(x->cx.easy, CURLINFO_RESPONSE_CODE, &status);
     x->status = status;
     x->head_done = true;
     if (!is_2xx(status) || x->content_length < 0)
@@ -377,55 +270,14 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-/* Wraps socket() so a local shortage of descriptors or buffers is told apart from an origin
- * that cannot be reached. */
-static curl_socket_t
-open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
-{
-    (void)purpose;
-    struct xfer *x = clientp;
-    curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
-    if (fd == CURL_SOCKET_BAD)
-        x->socket_errno = errno;
-    return fd;
-}
-
 /* ---- results ---- */
-
-static bool
-local_errno(int err)
-{
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL; /* no free local port */
-}
-
-/* When a name lookup or connect fails without a socket() error of our own, checks whether the
- * process is out of descriptors right now (the resolver needs them too). Returns the errno of
- * a local shortage, or 0. */
-static int
-local_shortage(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        close(fd);
-        return 0;
-    }
-    return local_errno(errno) ? errno : 0;
-}
 
 static void
 set_error(struct xfer *x, struct fetch_result *r, enum fetch_status st, const char *label,
           const char *detail)
 {
-    int n;
     r->status = st;
-    if (detail != NULL && detail[0] != '\0')
-        n = snprintf(x->error, sizeof(x->error), "%s: %s", label, detail);
-    else
-        n = snprintf(x->error, sizeof(x->error), "%s", label);
-    if (n < 0)
-        x->error[0] = '\0';
-    /* A longer reason is cut at the buffer's end: it is meant to be short. */
+    curlev_reason_format(x->error, sizeof(x->error), label, detail);
     r->error = x->error;
 }
 
@@ -437,64 +289,40 @@ set_http_error(struct xfer *x, struct fetch_result *r, long status)
     set_error(x, r, FETCH_HTTP_ERROR, label, NULL);
 }
 
-static void
-classify_connect(struct xfer *x, CURLcode rc, long os_errno, struct fetch_result *r)
-{
-    int shortage;
-    if (x->socket_errno != 0 && local_errno(x->socket_errno)) {
-        set_error(x, r, FETCH_LOCAL_ERROR, "socket", strerror(x->socket_errno));
-        return;
-    }
-    if (os_errno != 0 && local_errno((int)os_errno)) {
-        set_error(x, r, FETCH_LOCAL_ERROR, "connect", strerror((int)os_errno));
-        return;
-    }
-    if ((shortage = local_shortage()) != 0) {
-        set_error(x, r, FETCH_LOCAL_ERROR, "socket", strerror(shortage));
-        return;
-    }
-    if (rc == CURLE_COULDNT_RESOLVE_HOST)
-        set_error(x, r, FETCH_FAILED, "dns", x->errbuf);
-    else
-        set_error(x, r, FETCH_FAILED, "connect",
-                  os_errno != 0 ? strerror((int)os_errno) : curl_easy_strerror(rc));
-}
-
-static void
+/* Reports why one of our callbacks stopped the transfer; false when none did. */
+static bool
 classify_stop(struct xfer *x, struct fetch_result *r)
 {
     switch (x->stop) {
     case STOP_BODY_CAP:
         set_error(x, r, FETCH_TOO_LARGE, "body over cap", NULL);
-        return;
+        return true;
     case STOP_LENGTH_CAP:
         set_error(x, r, FETCH_TOO_LARGE, "content-length over cap", NULL);
-        return;
+        return true;
     case STOP_ERROR_BODY:
         set_http_error(x, r, x->status);
-        return;
+        return true;
     case STOP_HEADER_LINE:
         set_error(x, r, FETCH_FAILED, "response header line too long", NULL);
-        return;
+        return true;
     case STOP_HEADER_COUNT:
         set_error(x, r, FETCH_FAILED, "too many response headers", NULL);
-        return;
+        return true;
     case STOP_NONE:
         break;
     }
-    set_error(x, r, FETCH_FAILED, curl_easy_strerror(CURLE_WRITE_ERROR), x->errbuf);
+    return false;
 }
 
 /* Fills r from x's end; every pointer in r points into x. */
 static void
 classify(struct xfer *x, CURLcode rc, struct fetch_result *r)
 {
-    CURL *e = x->easy;
+    CURL *e = x->cx.easy;
     long status = 0;
-    long os_errno = 0;
     curl_off_t us = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &os_errno);
     if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK && us > 0)
         r->total_ms = (double)us / 1000.0;
     r->http_status = status;
@@ -505,45 +333,28 @@ classify(struct xfer *x, CURLcode rc, struct fetch_result *r)
         r->cache_control = x->cache_control[0] != '\0' ? x->cache_control : NULL;
     }
 
-    switch (rc) {
-    case CURLE_OK:
+    if (rc == CURLE_OK) {
         if (is_2xx(status)) {
             r->status = FETCH_OK;
             r->body = x->body != NULL ? x->body : "";
             r->len = x->len;
-            return;
-        }
-        if (status == 304 && x->conditional) {
+        } else if (status == 304 && x->conditional) {
             r->status = FETCH_NOT_MODIFIED;
-            return;
+        } else {
+            set_http_error(x, r, status);
         }
-        set_http_error(x, r, status);
         return;
-    case CURLE_WRITE_ERROR:
-        classify_stop(x, r);
-        return;
-    case CURLE_OUT_OF_MEMORY:
-    case CURLE_FAILED_INIT:
-        set_error(x, r, FETCH_LOCAL_ERROR, "local", curl_easy_strerror(rc));
-        return;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        classify_connect(x, rc, os_errno, r);
-        return;
-    case CURLE_OPERATION_TIMEDOUT:
-        /* The low-speed abort shares this code; curl says "Operation too slow" for it. */
-        if (strstr(x->errbuf, "too slow") != NULL)
-            set_error(x, r, FETCH_TIMEOUT, "low speed", NULL);
-        else
-            set_error(x, r, FETCH_TIMEOUT, "timeout", x->errbuf);
-        return;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        set_error(x, r, FETCH_FAILED, "unsupported protocol", x->errbuf);
-        return;
-    default:
-        break;
     }
-    set_error(x, r, FETCH_FAILED, curl_easy_strerror(rc), x->errbuf);
+    if (rc == CURLE_WRITE_ERROR && classify_stop(x, r))
+        return;
+    struct curlev_failure why;
+    curlev_xfer_classify(&x->cx, rc, &why);
+    enum fetch_status st = FETCH_FAILED;
+    if (why.cause == CURLEV_CAUSE_LOCAL)
+        st = FETCH_LOCAL_ERROR;
+    else if (why.cause == CURLEV_CAUSE_TIMEOUT)
+        st = FETCH_TIMEOUT;
+    set_error(x, r, st, why.label, why.detail);
 }
 
 /* ---- transfers ---- */
@@ -565,39 +376,30 @@ xfer_unlink(struct fetch *f, struct xfer *x)
 static void
 xfer_free(struct xfer *x)
 {
-    if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
+    if (x->cx.easy != NULL)
+        curl_easy_cleanup(x->cx.easy);
     curl_slist_free_all(x->req_headers);
     free(x->body);
     free(x);
 }
 
+/* A transfer ended (curlev_done_fn). The caller's callback may start or cancel transfers. */
 static void
-check_done(struct fetch *f)
+on_done(void *arg, void *priv, CURLcode rc)
 {
-    CURLMsg *m;
-    int left = 0;
-    /* A callback may start or cancel transfers; a cancelled one takes its pending message
-     * with it (curl_multi_remove_handle), so the loop stays valid. */
-    while ((m = curl_multi_info_read(f->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        CURLcode rc = m->data.result;
-        char *priv = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-        struct xfer *x = (struct xfer *)priv;
-        struct fetch_result r;
-        memset(&r, 0, sizeof(r));
-        classify(x, rc, &r);
-        /* Out of the multi handle and the list first, so the callback sees it ended (a
-         * fetch_cancel of its own id is a no-op); the body lives until the callback returns. */
-        curl_multi_remove_handle(f->multi, x->easy);
-        xfer_unlink(f, x);
-        f->in_cb = true;
-        x->cb(x->arg, &r);
-        f->in_cb = false;
-        xfer_free(x);
-    }
+    struct fetch *f = arg;
+    struct xfer *x = priv;
+    struct fetch_result r;
+    memset(&r, 0, sizeof(r));
+    classify(x, rc, &r);
+    /* Out of the multi handle and the list first, so the callback sees it ended (a
+     * fetch_cancel of its own id is a no-op); the body lives until the callback returns. */
+    curl_multi_remove_handle(curlev_multi(f->ev), x->cx.easy);
+    xfer_unlink(f, x);
+    f->in_cb = true;
+    x->cb(x->arg, &r);
+    f->in_cb = false;
+    xfer_free(x);
 }
 
 /* A header value we send must not be able to start another header line. */
@@ -624,18 +426,22 @@ add_request_header(struct xfer *x, const char *name, const char *value)
 static int
 setup_easy(struct xfer *x, const struct fetch_request *rq)
 {
-    CURL *e = x->easy;
-    uint32_t connect_ms = rq->connect_timeout_ms;
-    if (connect_ms == 0)
-        connect_ms =
+    CURL *e = x->cx.easy;
+    struct curlev_options o = {
+        .url = rq->url,
+        .user_agent = "steerd/" STEERD_VERSION,
+        .timeout_ms = rq->timeout_ms,
+        .connect_timeout_ms = rq->connect_timeout_ms,
+        .low_speed_bytes_per_s = rq->low_speed_bytes_per_s,
+        .low_speed_time_ms = rq->low_speed_time_ms,
+    };
+    if (o.connect_timeout_ms == 0)
+        o.connect_timeout_ms =
             rq->timeout_ms < FETCH_CONNECT_TIMEOUT_MS ? rq->timeout_ms : FETCH_CONNECT_TIMEOUT_MS;
-    uint32_t slow_bytes = rq->low_speed_bytes_per_s;
-    uint32_t slow_ms = rq->low_speed_time_ms;
-    if (slow_bytes == 0 || slow_ms == 0) {
-        slow_bytes = FETCH_LOW_SPEED_BYTES_PER_S;
-        slow_ms = FETCH_LOW_SPEED_TIME_MS;
+    if (o.low_speed_bytes_per_s == 0 || o.low_speed_time_ms == 0) {
+        o.low_speed_bytes_per_s = FETCH_LOW_SPEED_BYTES_PER_S;
+        o.low_speed_time_ms = FETCH_LOW_SPEED_TIME_MS;
     }
-    long slow_s = (long)(((uint64_t)slow_ms + 999u) / 1000u);
     int bad = 0;
 
     if (rq->if_none_match != NULL)
@@ -643,22 +449,7 @@ setup_easy(struct xfer *x, const struct fetch_request *rq)
     if (rq->if_modified_since != NULL)
         bad |= add_request_header(x, "If-Modified-Since", rq->if_modified_since) != 0;
 
-    bad |= curl_easy_setopt(e, CURLOPT_URL, rq->url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    /* Only http(s), never a redirect: an origin URL must not reach anything else (SSRF). */
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-    /* Straight to the origin, whatever *_proxy says in the environment. */
-    bad |= curl_easy_setopt(e, CURLOPT_PROXY, "") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "steerd/" STEERD_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)rq->timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, (long)slow_bytes) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, slow_s) != CURLE_OK;
+    bad |= curlev_xfer_setup(&x->cx, &o, x) != 0;
     /* Accept-Encoding is left unset: the origin answers in identity, which the rewriters
      * read and the cap measures. Connections are reused: the origin is ours, and keep-alive
      * saves a handshake per manifest. */
@@ -668,8 +459,6 @@ setup_easy(struct xfer *x, const struct fetch_request *rq)
     bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, x) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x) != CURLE_OK;
     return bad ? -1 : 0;
 }
 
@@ -697,12 +486,12 @@ fetch_start(struct fetch *f, const struct fetch_request *rq, fetch_done_fn cb, v
     x->max_bytes = rq->max_bytes;
     x->conditional = rq->if_none_match != NULL || rq->if_modified_since != NULL;
     x->content_length = -1;
-    x->easy = curl_easy_init();
-    if (x->easy == NULL || setup_easy(x, rq) != 0)
+    x->cx.easy = curl_easy_init();
+    if (x->cx.easy == NULL || setup_easy(x, rq) != 0)
         goto fail;
     /* Adding only arms the multi timer: the transfer (and any early failure, such as a
      * refused scheme) runs from the loop, so cb never runs in here. */
-    if (curl_multi_add_handle(f->multi, x->easy) != CURLM_OK)
+    if (curl_multi_add_handle(curlev_multi(f->ev), x->cx.easy) != CURLM_OK)
         goto fail;
     x->id = ++f->next_id;
     x->next = f->xfers;
@@ -724,7 +513,7 @@ fetch_cancel(struct fetch *f, uint64_t id)
         return;
     for (struct xfer *x = f->xfers; x != NULL; x = x->next) {
         if (x->id == id) {
-            curl_multi_remove_handle(f->multi, x->easy);
+            curl_multi_remove_handle(curlev_multi(f->ev), x->cx.easy);
             xfer_unlink(f, x);
             xfer_free(x);
             return;
@@ -742,19 +531,14 @@ struct fetch *
 fetch_new(struct event_base *base)
 {
     struct fetch *f = xcalloc(1, sizeof(*f));
-    f->base = base;
-    f->multi_timer = evtimer_new(base, on_multi_timer, f);
-    f->multi = curl_multi_init();
-    if (f->multi_timer == NULL || f->multi == NULL)
+    f->ev = curlev_new(base, on_done, f);
+    if (f->ev == NULL)
         goto fail;
-    if (curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, multi_socket_cb) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, multi_timer_cb) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f) != CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)FETCH_MAX_IDLE_CONNECTIONS) !=
+    CURLM *multi = curlev_multi(f->ev);
+    if (curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)FETCH_MAX_IDLE_CONNECTIONS) !=
             CURLM_OK ||
-        curl_multi_setopt(f->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                          (long)FETCH_MAX_HOST_CONNECTIONS) != CURLM_OK)
+        curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)FETCH_MAX_HOST_CONNECTIONS) !=
+            CURLM_OK)
         goto fail;
     return f;
 
@@ -768,18 +552,13 @@ fetch_free(struct fetch *f)
 {
     if (f == NULL)
         return;
-    assert(!f->in_cb); /* the loop in check_done still uses f */
+    assert(!f->in_cb); /* curlev's loop over ended transfers still uses f */
     while (f->xfers != NULL) {
         struct xfer *x = f->xfers;
-        curl_multi_remove_handle(f->multi, x->easy);
+        curl_multi_remove_handle(curlev_multi(f->ev), x->cx.easy);
         xfer_unlink(f, x);
         xfer_free(x);
     }
-    if (f->multi != NULL)
-        curl_multi_cleanup(f->multi); /* closes kept connections; may call our callbacks */
-    while (f->socks != NULL)
-        sock_free(f, f->socks);
-    if (f->multi_timer != NULL)
-        event_free(f->multi_timer);
+    curlev_free(f->ev); /* closes the kept connections */
     free(f);
 }

@@ -6,7 +6,7 @@
  * origin are kept alive and reused, at most FETCH_MAX_HOST_CONNECTIONS per host (more transfers
  * wait for a free one) and FETCH_MAX_IDLE_CONNECTIONS kept idle.
  * One struct fetch per event_base, used only from that base's thread. libcurl is confined to
- * probe.c and fetch.c; curl_global_init must have been called before fetch_new. */
+ * curlev.c, probe.c and fetch.c; curl_global_init must have been called before fetch_new. */
 #ifndef STEERD_FETCH_H
 #define STEERD_FETCH_H
 

@@ -2,7 +2,7 @@
  * on a libevent base (the pattern of curl's docs/examples/multi-event.c). Only http/https, no
  * redirects followed, capped body, low-speed limit and a whole-transfer timeout. Local resource
  * errors (fd exhaustion, out of memory, a curl init failure) are reported INCONCLUSIVE, never
- * FAIL. libcurl is confined to probe.c (and later fetch.c). */
+ * FAIL. libcurl is confined to curlev.c, probe.c and fetch.c. */
 #ifndef STEERD_PROBE_H
 #define STEERD_PROBE_H
 
