@@ -39,7 +39,7 @@ struct ctx {
 
 /* Field descriptors (Redis style): the table drives unknown-key checks, defaults and the
  * scalar fields. FT_OTHER names a key handled by dedicated code. */
-enum ftype { FT_U32, FT_STR, FT_STR_NULL, FT_OTHER };
+enum ftype { FT_U32, FT_U64, FT_BOOL, FT_STR, FT_STR_NULL, FT_OTHER };
 
 /* Returns NULL when s is acceptable, or a short reason. */
 typedef const char *(*check_fn)(const char *s);
@@ -48,8 +48,8 @@ struct field {
     const char *name;
     enum ftype type;
     size_t off;
-    uint32_t min, max, def;
-    const char *sdef; /* FT_STR default, NULL = none */
+    uint64_t min, max, def; /* FT_BOOL: def only (0 or 1) */
+    const char *sdef;       /* FT_STR default, NULL = none */
     check_fn check;
     bool required;
 };
@@ -57,6 +57,14 @@ struct field {
 #define F_U32(nm, st, mb, lo, hi, dflt)                                                            \
     {                                                                                              \
         .name = nm, .type = FT_U32, .off = offsetof(st, mb), .min = lo, .max = hi, .def = dflt     \
+    }
+#define F_U64(nm, st, mb, lo, hi, dflt)                                                            \
+    {                                                                                              \
+        .name = nm, .type = FT_U64, .off = offsetof(st, mb), .min = lo, .max = hi, .def = dflt     \
+    }
+#define F_BOOL(nm, st, mb, dflt)                                                                   \
+    {                                                                                              \
+        .name = nm, .type = FT_BOOL, .off = offsetof(st, mb), .def = dflt                          \
     }
 #define F_STR(nm, st, mb, dflt, fn, req)                                                           \
     {                                                                                              \
@@ -84,12 +92,13 @@ static const char *check_cdn_id(const char *s);
 static const char *check_region_name(const char *s);
 
 static const struct field top_fields[] = {
-    F_OTHER("listen", false),  F_U32("workers", struct cfg, workers, 0, 64, 0),
-    F_OTHER("admin", false),   F_OTHER("trusted_proxies", false),
-    F_OTHER("origin", false),  F_OTHER("geoip", false),
-    F_OTHER("regions", false), F_OTHER("default_region", false),
-    F_OTHER("cdns", true),     F_OTHER("policy", false),
-    F_OTHER("http", false),    F_OTHER("log", false),
+    F_OTHER("listen", false),   F_U32("workers", struct cfg, workers, 0, 64, 0),
+    F_OTHER("admin", false),    F_OTHER("trusted_proxies", false),
+    F_OTHER("origin", false),   F_OTHER("geoip", false),
+    F_OTHER("regions", false),  F_OTHER("default_region", false),
+    F_OTHER("cdns", true),      F_OTHER("policy", false),
+    F_OTHER("http", false),     F_OTHER("log", false),
+    F_OTHER("manifest", false),
 };
 
 static const struct field admin_fields[] = {
@@ -99,6 +108,20 @@ static const struct field admin_fields[] = {
 
 static const struct field origin_fields[] = {
     F_STR("base_url", struct cfg, origin_base_url, NULL, check_base_url, true),
+    F_U32("timeout_ms", struct cfg, origin.timeout_ms, 100, 60000, 5000),
+    F_U32("connect_timeout_ms", struct cfg, origin.connect_timeout_ms, 100, 60000, 2000),
+    F_U32("max_manifest_bytes", struct cfg, origin.max_manifest_bytes, 1024, 67108864, 8388608),
+};
+
+static const struct field manifest_fields[] = {
+    F_U32("vod_ttl_s", struct cfg_manifest, vod_ttl_s, 0, 86400, 300),
+    F_U32("live_ttl_min_ms", struct cfg_manifest, live_ttl_min_ms, 100, 60000, 1000),
+    F_U32("error_ttl_ms", struct cfg_manifest, error_ttl_ms, 0, 60000, 1000),
+    F_U32("cache_max_entries", struct cfg_manifest, cache_max_entries, 1, 1000000, 10000),
+    F_U64("cache_max_bytes", struct cfg_manifest, cache_max_bytes, 1048576, 4294967296ULL,
+          268435456),
+    F_BOOL("redundant_streams", struct cfg_manifest, redundant_streams, 1),
+    F_STR_NULL("public_base_url", struct cfg_manifest, public_base_url, check_base_url),
 };
 
 static const struct field geoip_fields[] = {
@@ -592,7 +615,11 @@ apply_defaults(const struct field *t, size_t n, void *base)
     for (size_t i = 0; i < n; i++) {
         char *slot = (char *)base + t[i].off;
         if (t[i].type == FT_U32) {
-            *(uint32_t *)(void *)slot = t[i].def;
+            *(uint32_t *)(void *)slot = (uint32_t)t[i].def;
+        } else if (t[i].type == FT_U64) {
+            *(uint64_t *)(void *)slot = t[i].def;
+        } else if (t[i].type == FT_BOOL) {
+            *(bool *)(void *)slot = t[i].def != 0;
         } else if (t[i].type == FT_STR || t[i].type == FT_STR_NULL) {
             char **sp = (char **)(void *)slot;
             free(*sp);
@@ -623,6 +650,16 @@ load_field(struct ctx *x, json_t *v, const struct field *f, void *base, const ch
     case FT_U32:
         if (get_uint(x, v, path, f->min, f->max, &u) == 0)
             *(uint32_t *)(void *)slot = (uint32_t)u;
+        break;
+    case FT_U64:
+        if (get_uint(x, v, path, f->min, f->max, &u) == 0)
+            *(uint64_t *)(void *)slot = u;
+        break;
+    case FT_BOOL:
+        if (!json_is_boolean(v))
+            fail(x, path, "must be true or false");
+        else
+            *(bool *)(void *)slot = json_is_true(v);
         break;
     case FT_STR_NULL:
         if (json_is_null(v)) {
@@ -1115,6 +1152,7 @@ set_defaults(struct cfg *c)
     apply_defaults(geoip_fields, UTIL_ARRAY_LEN(geoip_fields), c);
     apply_defaults(http_fields, UTIL_ARRAY_LEN(http_fields), &c->http);
     apply_defaults(log_fields, UTIL_ARRAY_LEN(log_fields), c);
+    apply_defaults(manifest_fields, UTIL_ARRAY_LEN(manifest_fields), &c->manifest);
     c->listen = xcalloc(1, sizeof(*c->listen));
     c->listen[0] = xstrdup(DEFAULT_LISTEN);
     c->nlisten = 1;
@@ -1157,6 +1195,10 @@ from_json(json_t *root, const char *name, struct diag *d)
         LOAD_OBJECT(&x, v, http_fields, &c->http, "http");
     if ((v = json_object_get(root, "log")) != NULL)
         LOAD_OBJECT(&x, v, log_fields, c, "log");
+    if ((v = json_object_get(root, "manifest")) != NULL &&
+        LOAD_OBJECT(&x, v, manifest_fields, &c->manifest, "manifest") &&
+        c->manifest.public_base_url != NULL)
+        strip_base_url(c->manifest.public_base_url);
 
     if (x.nerr > 0) {
         cfg_free(c);
@@ -1274,6 +1316,7 @@ cfg_free(struct cfg *c)
     free(c->http.redirect_cache_control);
     free(c->log_level);
     free(c->log_file);
+    free(c->manifest.public_base_url);
     free(c);
 }
 

@@ -1302,7 +1302,9 @@ valid_opts(const struct dash_opts *o)
             !valid_url(c->base, c->base_len, true))
             return false;
     }
-    if (o->self_base != NULL && !valid_url(o->self_base, strlen(o->self_base), true))
+    /* "" (or "/") gives path-absolute reload URLs: "/remainder" */
+    if (o->self_base != NULL && strspn(o->self_base, "/") != strlen(o->self_base) &&
+        !valid_url(o->self_base, strlen(o->self_base), true))
         return false;
     if (o->nested_query != NULL && (!printable(o->nested_query, strlen(o->nested_query)) ||
                                     strchr(o->nested_query, '#') != NULL))

@@ -95,22 +95,9 @@ put(struct buf *b, const char *s, size_t n)
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
 int
-h_redirect_handle(struct http_reqctx *ctx, struct buf *out)
+h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *out)
 {
-    struct uri_parts u;
     const struct httpp_request *req = ctx->req;
-
-    enum uri_status st = uri_parse_target(req->target.p, req->target.len, &u);
-    if (st != URI_OK) {
-        int code = st == URI_TOO_LONG ? 414 : 400;
-        stats_add(&ctx->stats->rejected[st == URI_TOO_LONG ? STATS_REJECT_URI_TOO_LONG
-                                                           : STATS_REJECT_BAD_PATH],
-                  1);
-        ctx->close = true;
-        router_write_error(ctx, code, code == 414 ? "uri too long" : "bad request path", out);
-        return code;
-    }
-
     const struct snap *snap = ctx->snap;
     const struct cfg *cfg = snap->conf->cfg;
     struct netaddr client;
@@ -119,12 +106,12 @@ h_redirect_handle(struct http_reqctx *ctx, struct buf *out)
 
     h_redirect_client_addr(snap, req, ctx->peer, &client);
     geo_lookup(snap->conf->geo, &client, &gc);
-    h_redirect_session_of(req, &u, &client, &sess);
+    h_redirect_session_of(req, u, &client, &sess);
     struct policy_decision d = policy_choose(cfg, snap->up, gc.region, sess.hash);
     const struct cfg_cdn *cdn = &cfg->cdns[d.cdn];
 
     char loc[LOCATION_MAX];
-    size_t loclen = uri_build_location(cdn->base_url, cdn->base_url_len, &u, loc, sizeof(loc));
+    size_t loclen = uri_build_location(cdn->base_url, cdn->base_url_len, u, loc, sizeof(loc));
     if (loclen == 0) {
         stats_add(&ctx->stats->rejected[STATS_REJECT_URI_TOO_LONG], 1);
         ctx->close = true;

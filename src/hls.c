@@ -869,8 +869,10 @@ setup(struct rw *w, const struct hls_opts *o)
         return false;
     w->origin_prefix_len = strip_slash(o->origin_base, w->origin_len);
     if (o->self_base != NULL) {
+        /* "" (or "/") gives path-absolute references: "/remainder" */
         w->self_len = strip_slash(o->self_base, strlen(o->self_base));
-        if (!url_is_http(o->self_base, w->self_len) || !safe_base(o->self_base, w->self_len))
+        if (w->self_len > 0 &&
+            (!url_is_http(o->self_base, w->self_len) || !safe_base(o->self_base, w->self_len)))
             return false;
     }
     if (o->nested_query != NULL) {

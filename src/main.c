@@ -13,10 +13,13 @@
 
 #include "steerd/cfg.h"
 #include "steerd/control.h"
+#include "steerd/dash.h"
 #include "steerd/diag.h"
 #include "steerd/h_admin.h"
+#include "steerd/h_manifest.h"
 #include "steerd/http.h"
 #include "steerd/log.h"
+#include "steerd/mcache.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
 #include "steerd/util.h"
@@ -33,6 +36,8 @@ struct app {
     struct http_server *http;
     struct control *ctl;
     struct h_admin *admin;
+    struct mcache *mcache;
+    bool dash_ready;
 };
 
 static void
@@ -172,11 +177,23 @@ main(int argc, char **argv)
     }
 
     app.workers = resolve_workers(conf->cfg);
+    /* The manifest cache is sized once, from the start-up configuration: a reload changes TTLs
+     * and timeouts, but manifest.cache_max_entries / cache_max_bytes take effect at restart. */
+    app.mcache =
+        mcache_new(conf->cfg->manifest.cache_max_entries, conf->cfg->manifest.cache_max_bytes);
+    dash_global_init(); /* libxml2's globals, before any worker thread rewrites an MPD */
+    app.dash_ready = true;
     app.stats = stats_new(app.workers);
     app.base = event_base_new();
     app.http = http_server_new(conf->cfg, app.workers, app.stats, &d);
     if (app.base == NULL || app.http == NULL)
         goto out;
+    struct http_hooks hooks = {
+        .shared = app.mcache,
+        .worker_start = h_manifest_worker_start,
+        .worker_stop = h_manifest_worker_stop,
+    };
+    http_server_set_hooks(app.http, &hooks);
     char *admin_listen = xstrdup(conf->cfg->admin.listen);
     app.ctl = control_new(app.base, app.cfg_path, &conf, app.http, app.stats);
     app.admin = h_admin_new(app.base, admin_listen, app.ctl, &d);
@@ -208,12 +225,16 @@ out:
     }
     h_admin_free(app.admin);
     control_free(app.ctl);
+    /* Every worker has stopped: requests still queued behind a fetch are abandoned. */
+    mcache_free(app.mcache, h_manifest_release_waiter, NULL);
     http_server_free(app.http);
     snap_conf_unref(conf);
     stats_free(app.stats);
     if (app.base)
         event_base_free(app.base);
     diag_free(&d);
+    if (app.dash_ready)
+        dash_global_cleanup();
     curl_global_cleanup();
     libevent_global_shutdown();
     log_close();

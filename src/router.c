@@ -2,10 +2,13 @@
 
 #include <string.h>
 
+#include "steerd/cfg.h"
+#include "steerd/h_manifest.h"
 #include "steerd/h_redirect.h"
 #include "steerd/httpparse.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
+#include "steerd/uri.h"
 #include "steerd/util.h"
 
 const char *
@@ -81,6 +84,31 @@ router_write_error(const struct http_reqctx *ctx, int code, const char *reason, 
         stats_request(ctx->stats, STATS_ROUTE_ERROR, code);
 }
 
+/* GET/HEAD: the canonical target decides the handler. Manifests are rewritten unless
+ * policy.manifest_mode is "redirect" ("steering" is rewritten like "rewrite" until steering
+ * answers exist); everything else gets a 302. */
+static int
+route_get(struct http_reqctx *ctx, struct buf *out)
+{
+    struct uri_parts u;
+    const struct httpp_request *req = ctx->req;
+
+    enum uri_status st = uri_parse_target(req->target.p, req->target.len, &u);
+    if (st != URI_OK) {
+        int code = st == URI_TOO_LONG ? 414 : 400;
+        stats_add(&ctx->stats->rejected[st == URI_TOO_LONG ? STATS_REJECT_URI_TOO_LONG
+                                                           : STATS_REJECT_BAD_PATH],
+                  1);
+        ctx->close = true;
+        router_write_error(ctx, code, code == 414 ? "uri too long" : "bad request path", out);
+        return code;
+    }
+    if (ctx->snap->conf->cfg->manifest_mode != CFG_MANIFEST_REDIRECT &&
+        h_manifest_kind_of(u.path, u.path_len) != H_MANIFEST_NONE)
+        return h_manifest_handle(ctx, &u, out);
+    return h_redirect_handle(ctx, &u, out);
+}
+
 int
 router_handle(struct http_reqctx *ctx, struct buf *out)
 {
@@ -104,7 +132,7 @@ router_handle(struct http_reqctx *ctx, struct buf *out)
     switch (req->method_id) {
     case HTTPP_GET:
     case HTTPP_HEAD:
-        return h_redirect_handle(ctx, out);
+        return route_get(ctx, out);
     case HTTPP_OPTIONS:
         return h_redirect_options(ctx, out);
     default:

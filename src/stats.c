@@ -24,9 +24,13 @@ struct stats {
     size_t folded_len;
 };
 
-static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405,
-                                               408, 413, 414, 431, 500, 501, 505, 0};
-static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error"};
+static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405, 408, 413,
+                                               414, 431, 500, 501, 502, 503, 504, 505, 0};
+static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest"};
+static const char *const mcache_names[STATS_MCACHE_N] = {"hit", "miss", "coalesced",
+                                                         "stale_revalidated"};
+static const char *const origin_names[STATS_ORIGIN_N] = {
+    "ok", "not_modified", "http_error", "timeout", "too_large", "failed", "local_error"};
 static const char *const reject_names[STATS_REJECT_N] = {
     "bad_request", "bad_path", "uri_too_long", "headers_too_large", "header_timeout",
     "method",      "body",     "version",      "not_implemented"};
@@ -63,8 +67,14 @@ stats_code_index(int code)
         return 12;
     case 501:
         return 13;
-    case 505:
+    case 502:
         return 14;
+    case 503:
+        return 15;
+    case 504:
+        return 16;
+    case 505:
+        return 17;
     default:
         return STATS_CODE_N - 1;
     }
@@ -253,6 +263,22 @@ stats_write_prometheus(struct stats *s, struct buf *out)
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_active)),
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_total)),
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, accept_errors)));
+    buf_puts(out, "# HELP steerd_manifest_cache_total Manifest requests by cache outcome.\n"
+                  "# TYPE steerd_manifest_cache_total counter\n");
+    for (int r = 0; r < STATS_MCACHE_N; r++) {
+        size_t off =
+            offsetof(struct stats_worker, manifest_cache) + (size_t)r * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_manifest_cache_total{result=\"%s\"} %llu\n", mcache_names[r],
+                   (unsigned long long)sum_workers(s, off));
+    }
+    buf_puts(out, "# HELP steerd_origin_fetch_total Origin manifest fetches by result.\n"
+                  "# TYPE steerd_origin_fetch_total counter\n");
+    for (int r = 0; r < STATS_ORIGIN_N; r++) {
+        size_t off =
+            offsetof(struct stats_worker, origin_fetch) + (size_t)r * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_origin_fetch_total{result=\"%s\"} %llu\n", origin_names[r],
+                   (unsigned long long)sum_workers(s, off));
+    }
 
     /* Decisions: folded totals plus every worker's live counters, merged by name. */
     pthread_mutex_lock(&s->mu);

@@ -75,6 +75,32 @@ struct cfg_http {
     uint32_t shutdown_grace_ms;      /* 0..600000, default 5000 */
 };
 
+/* The origin that manifests are fetched from ("origin" object; base_url is kept in
+ * cfg.origin_base_url). */
+struct cfg_origin {
+    uint32_t timeout_ms;         /* 100..60000, default 5000: whole origin fetch */
+    uint32_t connect_timeout_ms; /* 100..60000, default 2000 */
+    uint32_t max_manifest_bytes; /* 1024..67108864, default 8388608: larger bodies give 502 */
+};
+
+/* Manifest rewriting and its cache ("manifest" object). The cache limits are read once at
+ * start-up; a reload changes the rest. */
+struct cfg_manifest {
+    uint32_t vod_ttl_s;         /* 0..86400, default 300: HLS with EXT-X-ENDLIST, multivariant
+                                   playlists, static MPDs */
+    uint32_t live_ttl_min_ms;   /* 100..60000, default 1000: live media playlists are cached
+                                   max(this, target duration / 2), dynamic MPDs
+                                   max(this, minimumUpdatePeriod / 2) */
+    uint32_t error_ttl_ms;      /* 0..60000, default 1000: how long an origin failure is
+                                   remembered (and answered without asking the origin again) */
+    uint32_t cache_max_entries; /* 1..1000000, default 10000 */
+    uint64_t cache_max_bytes;   /* 1048576..4294967296, default 268435456 */
+    bool redundant_streams;     /* default true: list every variant once per candidate CDN */
+    char *public_base_url;      /* steerd as players see it (absolute http(s), no trailing '/'),
+                                   for nested playlist and MPD reload URLs; NULL: path-absolute
+                                   references ("/path") */
+};
+
 struct cfg_admin {
     char *listen; /* "host:port", default "127.0.0.1:8081" */
     char *token;  /* NULL: no auth */
@@ -91,7 +117,9 @@ struct cfg {
     struct netaddr_cidr *trusted_proxies;
     size_t ntrusted_proxies;
 
-    char *origin_base_url; /* NULL when absent */
+    char *origin_base_url; /* NULL when absent (manifest requests then get 502) */
+    struct cfg_origin origin;
+    struct cfg_manifest manifest;
 
     char *geoip_country_db; /* NULL when absent; not opened here (geo does) */
     char *geoip_asn_db;     /* NULL when absent */

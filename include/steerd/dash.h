@@ -76,7 +76,8 @@ struct dash_opts {
     const char *origin_base; /* absolute http(s) URL of the origin, e.g. "http://origin.example" */
     const struct dash_target *cdns; /* ranked candidates, best first; 1..DASH_MAX_CDNS */
     size_t ncdns;
-    const char *self_base;    /* steerd's own base URL for MPD reloads, or NULL */
+    const char *self_base;    /* steerd's own base URL for MPD reloads, "" for path-absolute
+                                 reload URLs ("/remainder"), or NULL */
     const char *nested_query; /* appended to reload URLs ("steerd_sid=s1"), or NULL */
     size_t max_input;         /* 0 = DASH_DEFAULT_MAX_INPUT */
     size_t max_output;        /* 0 = DASH_DEFAULT_MAX_OUTPUT */

@@ -37,8 +37,9 @@ void h_redirect_session_from(const char *sid, const struct uri_parts *u,
 void h_redirect_client_addr(const struct snap *snap, const struct httpp_request *req,
                             const struct netaddr *peer, struct netaddr *out);
 
-/* GET/HEAD: appends the 302 (or an error answer) to out; returns the status code. */
-int h_redirect_handle(struct http_reqctx *ctx, struct buf *out);
+/* GET/HEAD of the target u (parsed by the router): appends the 302 (or an error answer) to
+ * out; returns the status code. */
+int h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *out);
 /* OPTIONS: appends the 204 preflight answer; returns 204. */
 int h_redirect_options(struct http_reqctx *ctx, struct buf *out);
 

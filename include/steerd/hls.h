@@ -84,7 +84,8 @@ struct hls_opts {
     const char *origin_base;       /* origin base URL (scheme://host[:port][/path]) */
     const struct hls_target *cdns; /* ranked candidates, cdns[0] is the choice */
     size_t ncdns;                  /* >= 1 */
-    const char *self_base;         /* steerd's absolute base for nested playlists, or NULL */
+    const char *self_base;         /* steerd's absolute base for nested playlists, "" for
+                                      path-absolute references ("/remainder"), or NULL */
     const char *nested_query;      /* "k=v[&k=v]" added to nested playlist URIs, or NULL */
     const char *cdn_param;         /* pin parameter name for redundant copies, NULL = default */
     bool redundant;                /* list each variant/rendition once per CDN (multivariant) */

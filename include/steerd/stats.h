@@ -19,7 +19,30 @@ enum stats_route {
     STATS_ROUTE_REDIRECT = 0,
     STATS_ROUTE_OPTIONS,
     STATS_ROUTE_ERROR,
+    STATS_ROUTE_MANIFEST, /* rewritten manifests and their origin errors */
     STATS_ROUTE_N
+};
+
+/* Manifest cache outcomes, one per manifest request (stale_revalidated in addition to the
+ * miss that asked the origin, when it answered 304). */
+enum stats_mcache {
+    STATS_MCACHE_HIT = 0,           /* answered from the cache (a body or a remembered error) */
+    STATS_MCACHE_MISS,              /* this request fetched from the origin */
+    STATS_MCACHE_COALESCED,         /* waited for another request's origin fetch */
+    STATS_MCACHE_STALE_REVALIDATED, /* the origin answered 304: the cached body was reused */
+    STATS_MCACHE_N
+};
+
+/* Origin fetch results (one per fetch started). */
+enum stats_origin {
+    STATS_ORIGIN_OK = 0,
+    STATS_ORIGIN_NOT_MODIFIED,
+    STATS_ORIGIN_HTTP_ERROR,
+    STATS_ORIGIN_TIMEOUT,
+    STATS_ORIGIN_TOO_LARGE,
+    STATS_ORIGIN_FAILED,
+    STATS_ORIGIN_LOCAL_ERROR,
+    STATS_ORIGIN_N
 };
 
 enum stats_reject {
@@ -35,7 +58,7 @@ enum stats_reject {
     STATS_REJECT_N
 };
 
-#define STATS_CODE_N 16
+#define STATS_CODE_N 19
 
 struct stats_worker {
     _Atomic uint64_t req[STATS_ROUTE_N][STATS_CODE_N];
@@ -43,6 +66,8 @@ struct stats_worker {
     _Atomic uint64_t conns_active;
     _Atomic uint64_t conns_total;
     _Atomic uint64_t accept_errors;
+    _Atomic uint64_t manifest_cache[STATS_MCACHE_N];
+    _Atomic uint64_t origin_fetch[STATS_ORIGIN_N];
     /* Decisions for dec_conf: [region * ncdns + cdn]. Replaced only under the stats mutex. */
     struct snap_conf *dec_conf;
     _Atomic uint64_t *dec;
@@ -78,7 +103,7 @@ struct stats_worker *stats_worker(struct stats *s, size_t i);
 void stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf);
 
 /* Appends the Prometheus exposition of every worker counter (requests, rejections,
- * connections, decisions) to out. */
+ * connections, manifest cache and origin fetches, decisions) to out. */
 void stats_write_prometheus(struct stats *s, struct buf *out);
 
 #endif

@@ -412,7 +412,9 @@ class Nginx:
             "error_log %s warn;\n"
             "events { worker_connections 512; }\n"
             "http {\n"
-            "    access_log %s;\n"
+            "    log_format steerd '$remote_addr [$time_local] \"$request\" $status "
+            "$body_bytes_sent inm=\"$http_if_none_match\" ims=\"$http_if_modified_since\"';\n"
+            "    access_log %s steerd;\n"
             "    client_body_temp_path %s/tmp/body;\n"
             "    proxy_temp_path %s/tmp/proxy;\n"
             "    fastcgi_temp_path %s/tmp/fastcgi;\n"
@@ -513,6 +515,103 @@ class Nginx:
 
     def __repr__(self):
         return "Nginx(%s, %s, port %d)" % (self.name, self.role, self.port)
+
+
+class FaultServer:
+    """A TCP server on 127.0.0.1 that plays what nginx cannot. Mode "hang": accepts every
+    connection, reads what is sent and never answers (closes only at stop). .accepted counts
+    connections. Runs in a thread of the test process."""
+
+    def __init__(self, mode="hang"):
+        import threading
+
+        assert mode in ("hang",)
+        self.mode = mode
+        self.accepted = 0
+        self._conns = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, name="fault-%d" % self.port,
+                                        daemon=True)
+        self._thread.start()
+        _live.append(self)
+
+    @property
+    def base_url(self):
+        return "http://%s:%d" % (LOOPBACK, self.port)
+
+    def _run(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                self._drain()
+                continue
+            except OSError:
+                return
+            c.setblocking(False)
+            with self._lock:
+                self.accepted += 1
+                self._conns.append(c)
+            self._drain()
+
+    def _drain(self):
+        """Reads and discards what clients sent, so they never block on a full window."""
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                while c.recv(65536):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(timeout=5.0)
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self._conns = []
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def logs(self):
+        return "---- fault server %d (%s): %d connections accepted ----" % (
+            self.port, self.mode, self.accepted)
+
+    def cleanup(self):
+        self.stop()
+        if self in _live:
+            _live.remove(self)
+
+    def __repr__(self):
+        return "FaultServer(%s, port %d)" % (self.mode, self.port)
+
+
+def proc_status_kib(pid, field):
+    """A /proc/PID/status field in KiB (VmRSS, VmHWM), or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for ln in f:
+                if ln.startswith(field + ":"):
+                    return int(ln.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 class Cdns:

@@ -140,6 +140,16 @@ test_cfg_load_full_fixture(void **state)
     assert_true(netaddr_in_cidr(&a, &c->trusted_proxies[2]));
 
     assert_string_equal(c->origin_base_url, "http://127.0.0.1:9000/vod");
+    assert_int_equal(c->origin.timeout_ms, 4000);
+    assert_int_equal(c->origin.connect_timeout_ms, 1500);
+    assert_int_equal(c->origin.max_manifest_bytes, 1048576);
+    assert_int_equal(c->manifest.vod_ttl_s, 60);
+    assert_int_equal(c->manifest.live_ttl_min_ms, 500);
+    assert_int_equal(c->manifest.error_ttl_ms, 2000);
+    assert_int_equal(c->manifest.cache_max_entries, 5000);
+    assert_true(c->manifest.cache_max_bytes == 67108864);
+    assert_false(c->manifest.redundant_streams);
+    assert_string_equal(c->manifest.public_base_url, "https://steer.example.com");
     assert_string_equal(c->geoip_country_db, "tests/fixtures/geoip/GeoIP2-Country-Test.mmdb");
     assert_string_equal(c->geoip_asn_db, "tests/fixtures/geoip/GeoLite2-ASN-Test.mmdb");
 
@@ -291,6 +301,16 @@ test_cfg_empty_policy_defaults(void **state)
     assert_int_equal(c->http.shutdown_grace_ms, 5000);
     assert_string_equal(c->log_level, "info");
     assert_null(c->log_file);
+    assert_int_equal(c->origin.timeout_ms, 5000);
+    assert_int_equal(c->origin.connect_timeout_ms, 2000);
+    assert_int_equal(c->origin.max_manifest_bytes, 8388608);
+    assert_int_equal(c->manifest.vod_ttl_s, 300);
+    assert_int_equal(c->manifest.live_ttl_min_ms, 1000);
+    assert_int_equal(c->manifest.error_ttl_ms, 1000);
+    assert_int_equal(c->manifest.cache_max_entries, 10000);
+    assert_true(c->manifest.cache_max_bytes == 268435456ULL);
+    assert_true(c->manifest.redundant_streams);
+    assert_null(c->manifest.public_base_url);
     cfg_free(c);
 
     /* no policy key at all, and a default without "cdns", give the same rule */
@@ -638,6 +658,64 @@ static const struct bad_case bad_cases[] = {
     {"origin gopher", "{" CDNS2 ", \"origin\": {\"base_url\": \"gopher://h/\"}}",
      "origin.base_url: scheme must be http or https"},
     {"origin not object", "{" CDNS2 ", \"origin\": \"http://h\"}", "origin: must be an object"},
+    {"origin timeout low",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"timeout_ms\": 99}}",
+     "origin.timeout_ms: must be an integer in 100..60000"},
+    {"origin timeout high",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"timeout_ms\": 60001}}",
+     "origin.timeout_ms: must be an integer in 100..60000"},
+    {"origin connect timeout",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"connect_timeout_ms\": 50}}",
+     "origin.connect_timeout_ms: must be an integer in 100..60000"},
+    {"origin connect timeout type",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"connect_timeout_ms\": \"1s\"}}",
+     "origin.connect_timeout_ms: must be an integer in 100..60000"},
+    {"origin max bytes low",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"max_manifest_bytes\": 1023}}",
+     "origin.max_manifest_bytes: must be an integer in 1024..67108864"},
+    {"origin max bytes high",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"max_manifest_bytes\": 67108865}}",
+     "origin.max_manifest_bytes: must be an integer in 1024..67108864"},
+    {"origin unknown key", "{" CDNS2 ", \"origin\": {\"base_url\": \"http://h\", \"timeout\": 1}}",
+     "origin.timeout: unknown key"},
+    /* manifest */
+    {"manifest not object", "{" CDNS2 ", \"manifest\": []}", "manifest: must be an object"},
+    {"manifest unknown key", "{" CDNS2 ", \"manifest\": {\"ttl\": 1}}",
+     "manifest.ttl: unknown key"},
+    {"manifest vod ttl", "{" CDNS2 ", \"manifest\": {\"vod_ttl_s\": 86401}}",
+     "manifest.vod_ttl_s: must be an integer in 0..86400"},
+    {"manifest vod ttl negative", "{" CDNS2 ", \"manifest\": {\"vod_ttl_s\": -1}}",
+     "manifest.vod_ttl_s: must be an integer in 0..86400"},
+    {"manifest live ttl low", "{" CDNS2 ", \"manifest\": {\"live_ttl_min_ms\": 99}}",
+     "manifest.live_ttl_min_ms: must be an integer in 100..60000"},
+    {"manifest live ttl high", "{" CDNS2 ", \"manifest\": {\"live_ttl_min_ms\": 60001}}",
+     "manifest.live_ttl_min_ms: must be an integer in 100..60000"},
+    {"manifest error ttl", "{" CDNS2 ", \"manifest\": {\"error_ttl_ms\": 60001}}",
+     "manifest.error_ttl_ms: must be an integer in 0..60000"},
+    {"manifest error ttl float", "{" CDNS2 ", \"manifest\": {\"error_ttl_ms\": 1.5}}",
+     "manifest.error_ttl_ms: must be an integer in 0..60000"},
+    {"manifest entries zero", "{" CDNS2 ", \"manifest\": {\"cache_max_entries\": 0}}",
+     "manifest.cache_max_entries: must be an integer in 1..1000000"},
+    {"manifest entries high", "{" CDNS2 ", \"manifest\": {\"cache_max_entries\": 1000001}}",
+     "manifest.cache_max_entries: must be an integer in 1..1000000"},
+    {"manifest bytes low", "{" CDNS2 ", \"manifest\": {\"cache_max_bytes\": 1048575}}",
+     "manifest.cache_max_bytes: must be an integer in 1048576..4294967296"},
+    {"manifest bytes high", "{" CDNS2 ", \"manifest\": {\"cache_max_bytes\": 4294967297}}",
+     "manifest.cache_max_bytes: must be an integer in 1048576..4294967296"},
+    {"manifest redundant type", "{" CDNS2 ", \"manifest\": {\"redundant_streams\": 1}}",
+     "manifest.redundant_streams: must be true or false"},
+    {"manifest redundant string", "{" CDNS2 ", \"manifest\": {\"redundant_streams\": \"yes\"}}",
+     "manifest.redundant_streams: must be true or false"},
+    {"manifest public base relative",
+     "{" CDNS2 ", \"manifest\": {\"public_base_url\": \"/steer\"}}",
+     "manifest.public_base_url: scheme must be http or https"},
+    {"manifest public base query",
+     "{" CDNS2 ", \"manifest\": {\"public_base_url\": \"http://h/?a=1\"}}",
+     "manifest.public_base_url: query is not allowed"},
+    {"manifest public base type", "{" CDNS2 ", \"manifest\": {\"public_base_url\": 1}}",
+     "manifest.public_base_url: must be a string or null"},
+    {"manifest public base empty", "{" CDNS2 ", \"manifest\": {\"public_base_url\": \"\"}}",
+     "manifest.public_base_url: must not be empty"},
     {"geoip number", "{" CDNS2 ", \"geoip\": {\"country_db\": 5}}",
      "geoip.country_db: must be a string or null"},
     {"geoip empty path", "{" CDNS2 ", \"geoip\": {\"asn_db\": \"\"}}",
@@ -751,6 +829,53 @@ static const struct bad_case bad_cases[] = {
      "log.file: must be a string or null"},
     {"log unknown", "{" CDNS2 ", \"log\": {\"format\": \"json\"}}", "log.format: unknown key"},
 };
+
+static void
+test_cfg_manifest_and_origin_keys(void **state)
+{
+    (void)state;
+    struct diag d;
+    diag_init(&d);
+    struct cfg *c = load_str(
+        "{" CDNS2 ", \"origin\": {\"base_url\": \"http://127.0.0.1:9000/\", \"timeout_ms\": 100,"
+        " \"connect_timeout_ms\": 60000, \"max_manifest_bytes\": 1024},"
+        " \"manifest\": {\"vod_ttl_s\": 0, \"live_ttl_min_ms\": 60000, \"error_ttl_ms\": 0,"
+        " \"cache_max_entries\": 1000000, \"cache_max_bytes\": 4294967296,"
+        " \"redundant_streams\": false, \"public_base_url\": \"https://steer.example.com/s/\"}}",
+        &d);
+    if (c == NULL)
+        print_diag("load", &d);
+    assert_non_null(c);
+    assert_string_equal(c->origin_base_url, "http://127.0.0.1:9000");
+    assert_int_equal(c->origin.timeout_ms, 100);
+    assert_int_equal(c->origin.connect_timeout_ms, 60000);
+    assert_int_equal(c->origin.max_manifest_bytes, 1024);
+    assert_int_equal(c->manifest.vod_ttl_s, 0);
+    assert_int_equal(c->manifest.live_ttl_min_ms, 60000);
+    assert_int_equal(c->manifest.error_ttl_ms, 0);
+    assert_int_equal(c->manifest.cache_max_entries, 1000000);
+    assert_true(c->manifest.cache_max_bytes == 4294967296ULL); /* above UINT32_MAX */
+    assert_false(c->manifest.redundant_streams);
+    /* the trailing '/' is stripped like every base URL's */
+    assert_string_equal(c->manifest.public_base_url, "https://steer.example.com/s");
+    cfg_free(c);
+
+    /* the smallest cache, null public_base_url, redundant_streams true */
+    c = load_str("{" CDNS2 ", \"manifest\": {\"cache_max_entries\": 1, \"cache_max_bytes\": "
+                 "1048576, \"public_base_url\": null, \"redundant_streams\": true}}",
+                 &d);
+    assert_non_null(c);
+    assert_int_equal(c->manifest.cache_max_entries, 1);
+    assert_true(c->manifest.cache_max_bytes == 1048576);
+    assert_null(c->manifest.public_base_url);
+    assert_true(c->manifest.redundant_streams);
+    /* origin keys are optional; without an origin object there is no base URL */
+    assert_null(c->origin_base_url);
+    assert_int_equal(c->origin.timeout_ms, 5000);
+    cfg_free(c);
+    assert_int_equal(d.count, 0);
+    diag_free(&d);
+}
 
 static void
 test_cfg_rejects_bad_configs(void **state)
@@ -1156,6 +1281,7 @@ main(void)
         cmocka_unit_test(test_cfg_rule_with_failover_only_is_allowed),
         cmocka_unit_test(test_cfg_base_url_trailing_slash_stripped),
         cmocka_unit_test(test_cfg_accepts_good_urls),
+        cmocka_unit_test(test_cfg_manifest_and_origin_keys),
         cmocka_unit_test(test_cfg_rejects_bad_configs),
         cmocka_unit_test(test_cfg_rejects_long_strings),
         cmocka_unit_test(test_cfg_one_bad_cdn_of_five_rejects_all),

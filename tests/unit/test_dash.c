@@ -402,6 +402,23 @@ test_dash_rewrite_reload_urls_through_self(void **state)
 }
 
 static void
+test_dash_rewrite_reload_urls_path_absolute_with_empty_self_base(void **state)
+{
+    const char *in = "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"dynamic\">"
+                     "<Location>http://origin.example/live/m.mpd</Location>"
+                     "<PatchLocation>p.mpp</PatchLocation><Period/></MPD>";
+    struct dash_opts o = golden_opts(MPD_URL);
+    struct buf out;
+
+    (void)state;
+    o.self_base = "";
+    assert_int_equal(rewrite_str(in, &o, &out, NULL), DASH_OK);
+    assert_contains(out.data, "<Location>/live/m.mpd?steerd_sid=s1</Location>");
+    assert_contains(out.data, "<PatchLocation>/vod/x/p.mpp?steerd_sid=s1</PatchLocation>");
+    buf_free(&out);
+}
+
+static void
 test_dash_rewrite_reload_urls_kept_without_self_base(void **state)
 {
     const char *in = "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\">"
@@ -1081,6 +1098,7 @@ main(void)
         cmocka_unit_test(test_dash_rewrite_steers_segment_urls_to_first_cdn),
         cmocka_unit_test(test_dash_rewrite_template_checked_against_every_representation),
         cmocka_unit_test(test_dash_rewrite_reload_urls_through_self),
+        cmocka_unit_test(test_dash_rewrite_reload_urls_path_absolute_with_empty_self_base),
         cmocka_unit_test(test_dash_rewrite_reload_urls_kept_without_self_base),
         cmocka_unit_test(test_dash_rewrite_leaves_licences_events_and_timing),
         cmocka_unit_test(test_dash_rewrite_dvb_namespace),

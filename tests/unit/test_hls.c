@@ -588,6 +588,34 @@ test_hls_rewrite_nested_and_segment_targets(void **state)
 }
 
 static void
+test_hls_rewrite_empty_self_base_gives_path_absolute(void **state)
+{
+    (void)state;
+    struct hls_opts o = simple_opts();
+    o.self_base = "";
+    expect_rw(
+        "#EXTM3U\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"a.m3u8\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO=\"a\"\n"
+        "v/index.m3u8?t=1\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=3\n"
+        "http://origin.example/other/w.m3u8\n",
+        &o,
+        "#EXTM3U\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"/vod/x/a.m3u8?steerd_sid=s1\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=2,AUDIO=\"a\"\n"
+        "/vod/x/v/index.m3u8?t=1&steerd_sid=s1\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=3\n"
+        "/other/w.m3u8?steerd_sid=s1\n");
+    /* segments still go to the CDN; "/" means the same as "" */
+    o.self_base = "/";
+    expect_rw("#EXTM3U\n#EXTINF:1,\na.ts\n", &o, "#EXTM3U\n#EXTINF:1,\n" CDN_A "/vod/x/a.ts\n");
+    /* a relative self_base is still refused */
+    o.self_base = "steerd.example";
+    expect_status("#EXTM3U\n", 8, &o, HLS_BAD);
+}
+
+static void
 test_hls_rewrite_keys_and_foreign_hosts(void **state)
 {
     (void)state;
@@ -939,6 +967,7 @@ main(void)
         cmocka_unit_test(test_hls_rewrite_origin_with_path),
         cmocka_unit_test(test_hls_rewrite_playlist_outside_origin),
         cmocka_unit_test(test_hls_rewrite_nested_and_segment_targets),
+        cmocka_unit_test(test_hls_rewrite_empty_self_base_gives_path_absolute),
         cmocka_unit_test(test_hls_rewrite_keys_and_foreign_hosts),
         cmocka_unit_test(test_hls_rewrite_ignores_uri_text_outside_attributes),
         cmocka_unit_test(test_hls_rewrite_escapes_quotes_from_playlist_url),
