@@ -6,6 +6,7 @@
 #include "steerd/util.h"
 
 #define GROUP_BLOOM_BITS 1024
+#define CACHED_CDNS 16 /* CDN base lengths computed once per call */
 
 enum dest {
     DEST_CDN,    /* segment-like: the CDN */
@@ -103,12 +104,15 @@ struct rw {
     bool pl_under_origin; /* playlist_url lies under origin_base */
     size_t origin_len;
     size_t origin_prefix_len; /* origin_base without a trailing '/' */
-    const char *origin_path;  /* origin_base's path, without a trailing '/' */
+    const char *origin_host;  /* origin_base's host (as url_under_base splits it) */
+    size_t origin_host_len;
+    const char *origin_path; /* origin_base's path, without a trailing '/' */
     size_t origin_path_len;
     size_t self_len;
     size_t nq_len;
     const char *cdn_param;
     size_t cdn_param_len;
+    size_t cdn_len[CACHED_CDNS]; /* cdn_base_len() of the first CACHED_CDNS targets */
 
     /* Fast path for plain relative references: the playlist's directory, as a remainder
      * under origin_base. */
@@ -170,13 +174,17 @@ next_attr(const char **pp, const char *e, struct attr *a)
             p++;
         if (p >= e)
             return false;
+        /* the name runs to the first '=' or ','; memchr beats a byte loop on these lines */
         a->name = p;
-        while (p < e && *p != '=' && *p != ',')
-            p++;
-        if (p >= e)
-            return false;
-        if (*p == ',')
+        const char *eqp = memchr(p, '=', (size_t)(e - p));
+        const char *comma = memchr(p, ',', (size_t)((eqp ? eqp : e) - p));
+        if (comma != NULL) {
+            p = comma; /* an item without '=' */
             continue;
+        }
+        if (eqp == NULL)
+            return false;
+        p = eqp;
         a->name_len = (size_t)(p - a->name);
         p++;
         if (p < e && *p == '"') {
@@ -187,13 +195,13 @@ next_attr(const char **pp, const char *e, struct attr *a)
             a->val = p + 1;
             a->val_len = (size_t)(q - p - 1);
             p = q + 1;
-            while (p < e && *p != ',')
-                p++;
+            comma = memchr(p, ',', (size_t)(e - p));
+            p = comma ? comma : e;
         } else {
             a->quoted = false;
             a->val = p;
-            while (p < e && *p != ',')
-                p++;
+            comma = memchr(p, ',', (size_t)(e - p));
+            p = comma ? comma : e;
             a->val_len = (size_t)(p - a->val);
         }
         *pp = p;
@@ -252,16 +260,27 @@ group_copied(const struct rw *w, enum gtype t, const char *g, size_t n)
 
 /* ---- output ----------------------------------------------------------------------------- */
 
-static void
+/* Inlined: it runs several times per URI. */
+static inline __attribute__((always_inline)) void
 put(struct rw *w, const void *p, size_t n)
 {
+    struct buf *b = w->out;
     if (w->err != HLS_OK)
         return;
-    if (n > w->limit - w->out->len || buf_append(w->out, p, n) != 0)
+    if (n > w->limit - b->len) {
         w->err = HLS_TOO_LARGE;
+    } else if (n < b->cap - b->len) {
+        /* room for n bytes and the terminator (cap is 0 without data): what buf_append would
+         * do, without the call; limit <= out->max, so max holds too */
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else if (buf_append(b, p, n) != 0) {
+        w->err = HLS_TOO_LARGE;
+    }
 }
 
-static void
+static inline void
 flush_to(struct rw *w, const char *upto)
 {
     put(w, w->pend, (size_t)(upto - w->pend));
@@ -328,7 +347,9 @@ cdn_base_len(const struct hls_target *t)
 static struct target
 target_for(const struct rw *w, enum dest d, size_t k)
 {
-    struct target t = {w->o->cdns[k].base, cdn_base_len(&w->o->cdns[k]), false, false};
+    struct target t = {w->o->cdns[k].base,
+                       k < CACHED_CDNS ? w->cdn_len[k] : cdn_base_len(&w->o->cdns[k]), false,
+                       false};
     if (d == DEST_NESTED && w->o->self_base != NULL) {
         t.base = w->o->self_base;
         t.base_len = w->self_len;
@@ -349,6 +370,22 @@ add_nested_extras(struct rw *w, size_t from, const struct target *t, size_t k)
     const char *hash = memchr(b->data + from, '#', b->len - from);
     size_t at = hash ? (size_t)(hash - b->data) : b->len;
     bool has_query = memchr(b->data + from, '?', at - from) != NULL;
+    if (hash == NULL) {
+        /* no fragment (the usual case): the extras go at the end */
+        if (w->nq_len > 0) {
+            put(w, has_query ? "&" : "?", 1);
+            put(w, w->o->nested_query, w->nq_len);
+            has_query = true;
+        }
+        if (t->pin) {
+            const char *id = w->o->cdns[k].id;
+            put(w, has_query ? "&" : "?", 1);
+            put(w, w->cdn_param, w->cdn_param_len);
+            put(w, "=", 1);
+            put(w, id, strlen(id));
+        }
+        return;
+    }
     if (w->nq_len > 0) {
         splice(w, at, 0, has_query ? "&" : "?", 1);
         splice(w, at + 1, 0, w->o->nested_query, w->nq_len);
@@ -365,6 +402,22 @@ add_nested_extras(struct rw *w, size_t from, const struct target *t, size_t k)
     }
 }
 
+/* Whether the attribute list [p, e) may hold an attribute named name (given with its '=', as
+ * "URI="): next_attr() ends a name at the first '=', so such an attribute has these bytes
+ * together. A cheap test that lets lines without it skip the attribute parser. */
+static bool
+may_have_attr(const char *p, const char *e, const char *name, size_t name_len)
+{
+    while ((p = memchr(p, name[0], (size_t)(e - p))) != NULL) {
+        if ((size_t)(e - p) < name_len)
+            return false;
+        if (memcmp(p, name, name_len) == 0)
+            return true;
+        p++;
+    }
+    return false;
+}
+
 static bool
 has_variable(const char *s, size_t n)
 {
@@ -378,14 +431,19 @@ has_variable(const char *s, size_t n)
     return false;
 }
 
+/* A '/' followed by '.' in s[0..n). From the first '/' on, the dots are looked for: URLs have
+ * fewer of them than slashes. */
 static bool
 has_slash_dot(const char *s, size_t n)
 {
     const char *e = s + n;
-    const char *p = s;
-    while ((p = memchr(p, '/', (size_t)(e - p))) != NULL) {
-        if (++p < e && *p == '.')
+    const char *p = memchr(s, '/', n);
+    if (p == NULL)
+        return false;
+    while ((p = memchr(p, '.', (size_t)(e - p))) != NULL) {
+        if (p[-1] == '/')
             return true;
+        p++;
     }
     return false;
 }
@@ -433,6 +491,52 @@ fast_resolve(const struct rw *w, const char **ref, size_t *n, size_t *keep)
     return true;
 }
 
+static bool
+ascii_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + ('a' - 'A'));
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + ('a' - 'A'));
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* A quick test for a reference with an authority ("scheme://auth..." with scheme_len > 0, or
+ * "//auth..."): true when the authority does not even contain origin_base's host, so neither the
+ * reference nor its resolution (which keeps that authority) can lie under origin_base. False
+ * means "ask url_under_base". Playlists full of segments on a foreign CDN skip the parser. */
+static bool
+surely_foreign(const struct rw *w, const char *ref, size_t n, size_t scheme_len)
+{
+    size_t i = scheme_len > 0 ? scheme_len + 1 : 0;
+    size_t h = w->origin_host_len;
+    if (h == 0 || n < i + 2 || ref[i] != '/' || ref[i + 1] != '/')
+        return false;
+    const char *a = ref + i + 2;
+    const char *e = ref + n;
+    const char *ae = a;
+    while (ae < e && *ae != '/' && *ae != '?' && *ae != '#')
+        ae++;
+    for (const char *p = a; (size_t)(ae - p) >= h; p++) {
+        if (ascii_ieq(p, w->origin_host, h))
+            return false;
+    }
+    return true;
+}
+
+/* ref starts with origin_base (without its trailing '/') followed by '/'. */
+static bool
+spelled_like_origin(const struct rw *w, const char *ref, size_t n)
+{
+    size_t ol = w->origin_prefix_len;
+    return n > ol && ref[ol] == '/' && memcmp(ref, w->o->origin_base, ol) == 0;
+}
+
 /* Appends the rewritten form of the URI ref[0..n) for destination d of the copy for cdns[k].
  * quoted: the URI sits inside a quoted attribute value. Returns true when the URI was sent to a
  * target base, false when it was left as it is (or written as its absolute resolution). */
@@ -443,8 +547,16 @@ put_uri(struct rw *w, const char *ref, size_t n, enum dest d, size_t k, bool quo
     if (w->err != HLS_OK)
         return false;
     size_t scheme_len = url_scheme_len(ref, n);
-    if (has_variable(ref, n) || (scheme_len > 0 && !url_is_http(ref, n))) {
+    bool http = (scheme_len == 4 && ascii_ieq(ref, "http", 4)) ||
+                (scheme_len == 5 && ascii_ieq(ref, "https", 5)); /* url_is_http() */
+    if (has_variable(ref, n) || (scheme_len > 0 && !http)) {
         put(w, ref, n);
+        return false;
+    }
+    bool spelled = scheme_len > 0 && spelled_like_origin(w, ref, n);
+    if ((scheme_len > 0 || (n >= 2 && ref[0] == '/' && ref[1] == '/')) && !spelled &&
+        surely_foreign(w, ref, n, scheme_len)) {
+        put(w, ref, n); /* foreign (a resolution keeps its authority): left as it is */
         return false;
     }
     struct target t = target_for(w, d, k);
@@ -467,9 +579,8 @@ put_uri(struct rw *w, const char *ref, size_t n, enum dest d, size_t k, bool quo
     } else if (scheme_len > 0 && !has_slash_dot(ref, n)) {
         /* an absolute URL without dot segments is its own resolution; spelled exactly like
          * origin_base it is under it, otherwise ask the parser (case, default ports) */
-        size_t ol = w->origin_prefix_len;
-        if (n > ol && ref[ol] == '/' && memcmp(ref, w->o->origin_base, ol) == 0)
-            off = ol;
+        if (spelled)
+            off = w->origin_prefix_len;
         else if (!url_under_base(ref, n, w->o->origin_base, w->origin_len, &off)) {
             put(w, ref, n);
             return false;
@@ -503,7 +614,7 @@ put_uri(struct rw *w, const char *ref, size_t n, enum dest d, size_t k, bool quo
 
 /* ---- lines -------------------------------------------------------------------------------- */
 
-static bool
+static inline bool
 next_line(const char **pp, const char *e, struct line *l)
 {
     const char *p = *pp;
@@ -572,25 +683,18 @@ dest_of(enum tag t)
 }
 
 /* Writes the copy of a tag line for cdns[k] (k >= 1), without its line ending: URIs for that
- * CDN, GROUP-ID (EXT-X-MEDIA) and AUDIO/SUBTITLES/VIDEO (variants) renamed to the copy groups. */
+ * CDN, GROUP-ID (EXT-X-MEDIA of media_type) and AUDIO/SUBTITLES/VIDEO (variants) renamed to the
+ * copy groups. */
 static void
-put_tag_copy(struct rw *w, const struct line *l, enum tag tag, size_t k)
+put_tag_copy(struct rw *w, const struct line *l, enum tag tag, enum gtype media_type, size_t k)
 {
     const char *val;
     (void)tag_of(l, &val);
     const char *cur = l->start;
     const char *p = val;
     const char *id = w->o->cdns[k].id;
-    enum gtype media_type = GT_NONE;
     struct attr a;
 
-    if (tag == TAG_MEDIA) {
-        while (next_attr(&p, l->end, &a)) {
-            if (eq(a.name, a.name_len, "TYPE"))
-                media_type = gtype_of_media(a.val, a.val_len);
-        }
-        p = val;
-    }
     while (next_attr(&p, l->end, &a)) {
         if (eq(a.name, a.name_len, "URI") && a.quoted) {
             put(w, cur, (size_t)(a.val - cur));
@@ -647,6 +751,9 @@ parse_ms(const char *s, size_t n)
 static void
 do_tag(struct rw *w, const struct line *l)
 {
+    /* most lines of a media playlist: EXTINF has nothing to rewrite */
+    if (l->end - l->start >= 8 && memcmp(l->start, "#EXTINF:", 8) == 0)
+        return;
     const char *val;
     enum tag tag = tag_of(l, &val);
     struct attr a;
@@ -688,34 +795,35 @@ do_tag(struct rw *w, const struct line *l)
         break;
     case TAG_MEDIA:
         w->info.multivariant = true;
-        if (w->copies) {
-            const char *group = NULL;
-            size_t group_len = 0;
-            p = val;
-            while (next_attr(&p, l->end, &a)) {
-                if (eq(a.name, a.name_len, "TYPE")) {
-                    media_type = gtype_of_media(a.val, a.val_len);
-                } else if (eq(a.name, a.name_len, "GROUP-ID")) {
-                    group = a.val;
-                    group_len = a.val_len;
-                }
-            }
-            copy_media = group != NULL && group_copied(w, media_type, group, group_len);
-        }
         break;
     default:
         break;
     }
 
+    /* One pass over the attributes: URIs rewritten in place; for EXT-X-MEDIA with copies, the
+     * TYPE and GROUP-ID that decide whether the rendition is copied. */
     enum dest d = dest_of(tag);
     bool rewritten = false;
-    p = val;
-    while (next_attr(&p, l->end, &a)) {
-        if (eq(a.name, a.name_len, "URI") && a.quoted) {
-            flush_to(w, a.val);
-            rewritten |= put_uri(w, a.val, a.val_len, d, 0, true);
-            w->pend = a.val + a.val_len;
+    bool media_group = tag == TAG_MEDIA && w->copies;
+    const char *group = NULL;
+    size_t group_len = 0;
+    if (media_group || may_have_attr(val, l->end, "URI=", 4)) {
+        p = val;
+        while (next_attr(&p, l->end, &a)) {
+            if (eq(a.name, a.name_len, "URI")) {
+                if (!a.quoted)
+                    continue;
+                flush_to(w, a.val);
+                rewritten |= put_uri(w, a.val, a.val_len, d, 0, true);
+                w->pend = a.val + a.val_len;
+            } else if (media_group && eq(a.name, a.name_len, "TYPE")) {
+                media_type = gtype_of_media(a.val, a.val_len);
+            } else if (media_group && eq(a.name, a.name_len, "GROUP-ID")) {
+                group = a.val;
+                group_len = a.val_len;
+            }
         }
+        copy_media = group != NULL && group_copied(w, media_type, group, group_len);
     }
 
     /* A rendition is copied whenever its group is (so every copy group is complete); an
@@ -724,7 +832,7 @@ do_tag(struct rw *w, const struct line *l)
         flush_to(w, l->next);
         for (size_t k = 1; k < w->o->ncdns; k++) {
             put_sep_if_needed(w, l);
-            put_tag_copy(w, l, tag, k);
+            put_tag_copy(w, l, tag, media_type, k);
             put_eol(w, l);
         }
     }
@@ -747,7 +855,7 @@ do_uri_line(struct rw *w, const struct line *l, const char *ref, const char *ref
     flush_to(w, l->next);
     for (size_t k = 1; k < w->o->ncdns; k++) {
         put_sep_if_needed(w, l);
-        put_tag_copy(w, &w->sinf, TAG_STREAM_INF, k);
+        put_tag_copy(w, &w->sinf, TAG_STREAM_INF, GT_NONE, k);
         put_eol(w, &w->sinf);
         put(w, l->start, (size_t)(ref - l->start));
         put_uri(w, ref, (size_t)(ref_end - ref), DEST_NESTED, k, false);
@@ -783,6 +891,8 @@ prescan_copies(struct rw *w, const char *in, const char *e)
         case TAG_STREAM_INF:
         case TAG_IFRAME_INF:
             variants = true;
+            if (!may_have_attr(val, l.end, "PATHWAY-ID=", 11))
+                break;
             q = val;
             while (next_attr(&q, l.end, &a)) {
                 if (eq(a.name, a.name_len, "PATHWAY-ID"))
@@ -852,6 +962,43 @@ safe_token(const char *s)
     return true;
 }
 
+/* Finds origin_base's host for surely_foreign(), the way url_under_base() splits an authority:
+ * after the last '@', without a ":port" (an IP literal keeps its brackets). */
+static void
+origin_host(struct rw *w, const char *base, size_t n)
+{
+    size_t i = url_scheme_len(base, n) + 1;
+    w->origin_host_len = 0;
+    if (n < i + 2 || base[i] != '/' || base[i + 1] != '/')
+        return;
+    const char *a = base + i + 2;
+    const char *e = base + n;
+    const char *ae = a;
+    while (ae < e && *ae != '/' && *ae != '?' && *ae != '#')
+        ae++;
+    const char *h = a;
+    for (const char *p = ae; p > a; p--) {
+        if (p[-1] == '@') {
+            h = p;
+            break;
+        }
+    }
+    const char *he = ae;
+    if (h < ae && *h == '[') {
+        const char *close = memchr(h, ']', (size_t)(ae - h));
+        he = close ? close + 1 : ae;
+    } else {
+        for (const char *p = ae; p > h; p--) {
+            if (p[-1] == ':') {
+                he = p - 1;
+                break;
+            }
+        }
+    }
+    w->origin_host = h;
+    w->origin_host_len = (size_t)(he - h);
+}
+
 /* Validates the options and fills the derived fields of w; false on bad options. */
 static bool
 setup(struct rw *w, const struct hls_opts *o)
@@ -868,6 +1015,7 @@ setup(struct rw *w, const struct hls_opts *o)
     if (!safe_base(o->origin_base, w->origin_len))
         return false;
     w->origin_prefix_len = strip_slash(o->origin_base, w->origin_len);
+    origin_host(w, o->origin_base, w->origin_len);
     if (o->self_base != NULL) {
         /* "" (or "/") gives path-absolute references: "/remainder" */
         w->self_len = strip_slash(o->self_base, strlen(o->self_base));
@@ -891,6 +1039,8 @@ setup(struct rw *w, const struct hls_opts *o)
         size_t n = cdn_base_len(t);
         if (!url_is_http(t->base, n) || !safe_base(t->base, n))
             return false;
+        if (k < CACHED_CDNS)
+            w->cdn_len[k] = n;
     }
 
     /* fast paths: origin_base's path; the playlist URL's directory, when it has no dot
@@ -977,6 +1127,9 @@ hls_rewrite(const char *in, size_t len, const struct hls_opts *o, struct buf *ou
     w.limit = out->max;
     if (o->max_output != 0 && o->max_output < w.limit)
         w.limit = o->max_output;
+    /* Pre-size the output: rewritten URIs usually make a playlist grow, up to about twice its
+     * size (short relative URIs, or redundant copies). A larger answer still grows as needed. */
+    (void)buf_reserve(out, len < w.limit / 2 ? 2 * len : w.limit);
     w.pend = in;
     w.last_eol = "\n";
     w.last_eol_len = 1;

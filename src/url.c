@@ -52,14 +52,17 @@ url_scheme_len(const char *ref, size_t len)
 {
     if (len == 0 || !is_alpha((unsigned char)ref[0]))
         return 0;
-    for (size_t i = 1; i < len; i++) {
+    /* most references have no ':' at all: find it first, then check what precedes it */
+    const char *colon = memchr(ref, ':', len);
+    if (colon == NULL)
+        return 0;
+    size_t n = (size_t)(colon - ref);
+    for (size_t i = 1; i < n; i++) {
         unsigned char c = (unsigned char)ref[i];
-        if (c == ':')
-            return i;
         if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.')
             return 0;
     }
-    return 0;
+    return n;
 }
 
 bool

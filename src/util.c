@@ -80,7 +80,7 @@ buf_reset(struct buf *b)
         b->data[0] = '\0';
 }
 
-static int
+int
 buf_reserve(struct buf *b, size_t extra)
 {
     if (extra > b->max - b->len) {
@@ -95,6 +95,7 @@ buf_reserve(struct buf *b, size_t extra)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0';
     return 0;
 }
 

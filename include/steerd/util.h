@@ -35,6 +35,10 @@ int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal (with quotes), escaping as RFC 8259 requires. */
 int buf_json_str(struct buf *b, const char *s);
+/* Makes room for extra more bytes (and the terminator) without changing len, so that appends up
+ * to that size do not reallocate. On exceeding max nothing changes, overflow is set and -1 is
+ * returned. */
+int buf_reserve(struct buf *b, size_t extra);
 
 /* Parses a whole decimal unsigned number in [min,max]; returns 0 or -1. */
 int util_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);

@@ -6,7 +6,9 @@
 //   errors: [{source, code, details}] recoverable ones (retries, failed downloads),
 //   frags: [{url, host, kind, t}]      segments the player loaded (URL after any redirect when
 //                                       the player knows it), host = "host:port",
-//   stalls, events, libVersion.
+//   stalls ("waiting" events), freezes: [{at, ms}] spells of >= 300 ms in which currentTime did
+//   not move while the video was meant to play (at = currentTime; the last one may be open),
+//   events, libVersion.
 // Query: player=hls|dash, src=URL (required), buf=seconds of forward buffer (default 4).
 "use strict";
 
@@ -34,6 +36,7 @@
     errors: [],
     frags: [],
     stalls: 0,
+    freezes: [],
     events: [],
   };
   window.e2e = e2e;
@@ -54,11 +57,36 @@
     note("FATAL " + source + " " + code + " " + (details || ""));
   };
   const recoverable = (source, code, details) => {
+    note("error " + source + " " + code + " " + (details || ""));
     if (e2e.errors.length < 200)
       e2e.errors.push({ source: source, code: String(code), details: String(details || ""), t: now() });
   };
   const frag = (url, kindName) => {
     if (e2e.frags.length < 1000) e2e.frags.push({ url: url, host: hostOf(url), kind: kindName, t: now() });
+  };
+
+  // Freeze tracking: time since currentTime last moved, while playing is wanted (started, not
+  // paused or ended). Spells of FREEZE_MIN_MS or longer are kept; the open one is updated live.
+  const FREEZE_MIN_MS = 300;
+  let lastPos = -1;
+  let lastMove = performance.now();
+  let openFreeze = null;
+  const trackFreeze = () => {
+    const t = performance.now();
+    if (video.currentTime !== lastPos || !e2e.started || video.paused || video.ended) {
+      lastPos = video.currentTime;
+      lastMove = t;
+      openFreeze = null;
+      return;
+    }
+    const ms = Math.round(t - lastMove);
+    if (ms < FREEZE_MIN_MS) return;
+    if (openFreeze === null) {
+      if (e2e.freezes.length >= 200) return;
+      openFreeze = { at: video.currentTime, ms: ms, t: now() };
+      e2e.freezes.push(openFreeze);
+    }
+    openFreeze.ms = ms;
   };
 
   const tick = () => {
@@ -87,7 +115,10 @@
     const err = video.error;
     fatal("video", err ? err.code : "?", err ? err.message : "");
   });
-  setInterval(tick, 100);
+  setInterval(() => {
+    tick();
+    trackFreeze();
+  }, 100);
 
   const loadScript = (path) =>
     new Promise((resolve, reject) => {
@@ -116,12 +147,17 @@
       if (data.fatal) fatal("hls", data.type, data.details);
       else recoverable("hls", data.type, data.details);
     });
-    hls.on(Hls.Events.MANIFEST_PARSED, (ev, data) => note("manifest parsed, levels " + data.levels.length));
+    hls.on(Hls.Events.MANIFEST_PARSED, (ev, data) =>
+      note("manifest parsed, levels " + data.levels.length + ", pathways " + (hls.pathways || []).join(" ")),
+    );
     hls.on(Hls.Events.FRAG_LOADED, (ev, data) => {
       const f = data.frag;
       frag(f.url, (f.type === "main" ? "video" : f.type) + (f.sn === "initSegment" ? "-init" : ""));
     });
-    hls.on(Hls.Events.LEVEL_SWITCHED, (ev, data) => note("level " + data.level));
+    hls.on(Hls.Events.LEVEL_SWITCHED, (ev, data) => {
+      const l = hls.levels[data.level];
+      note("level " + data.level + (l ? " pathway " + l.pathwayId + " " + l.url : ""));
+    });
     hls.loadSource(src);
     hls.attachMedia(video);
     hls.on(Hls.Events.MEDIA_ATTACHED, () => {

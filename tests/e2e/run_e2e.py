@@ -84,12 +84,14 @@ def log(verbose, msg):
 class CdnStop:
     """Mid-playback failure: once currentTime reaches at_s, stop the nginx of target ("serving":
     the CDN that served the latest segment; or a CDN id). Then playback must go on for resume_s
-    more seconds of currentTime within deadline_s."""
+    more seconds of currentTime within deadline_s, and (max_freeze_s set) currentTime may stand
+    still for at most max_freeze_s at a time after the stop (check_freeze_after_stop)."""
 
     at_s: float = 3.0
     target: str = "serving"
     resume_s: float = 8.0
     deadline_s: float = 14.0
+    max_freeze_s: typing.Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -112,6 +114,14 @@ class Scenario:
 def redirect_mode(**more):
     """Config overrides for the 302 mode: the manifest request itself is redirected."""
     return deep_merge({"policy": {"manifest_mode": "redirect"}}, more)
+
+
+def rewrite_mode(**more):
+    """Config overrides for the rewrite mode (the default, written out): steerd answers every
+    playlist / MPD itself; HLS multivariant playlists list each variant once per ranked CDN
+    (redundant streams), MPDs carry one BaseURL per CDN."""
+    return deep_merge({"policy": {"manifest_mode": "rewrite"},
+                       "manifest": {"redundant_streams": True}}, more)
 
 
 # Checks: each gets a Result and returns a list of problems (empty: fine).
@@ -157,6 +167,58 @@ def check_manifest_served(r):
     return out
 
 
+def _manifests(r, before_stop=True):
+    entries = r.net
+    if r.stop_index is not None:
+        entries = entries[: r.stop_index] if before_stop else entries[r.stop_index:]
+    return [e for e in entries
+            if MANIFEST_RE.search(e["url"].split("?")[0]) and not (300 <= e["status"] < 400)]
+
+
+def check_playlists_from_steerd(r):
+    """Rewrite mode: every playlist / MPD request went to steerd and was answered 200 with
+    X-Steerd-CDN and CORS; for HLS the media playlists were requested too, with the steerd_s
+    session the rewritten master wrote into their URIs (so they came from the rewrite), and
+    before any CDN stop steerd chose the same CDN for them as for the master; a copy pinned
+    with steerd_cdn=<id> was answered for that CDN (unless it is the stopped one); no segment
+    was asked from steerd (the playlists' segment URIs point at the CDN)."""
+    out = []
+    mans = _manifests(r, before_stop=False) + _manifests(r, before_stop=True)
+    for e in mans:
+        if e["host"] != r.steerd_host:
+            out.append("manifest %s fetched from %s, not steerd" % (e["url"], e["host"]))
+        elif e["failure"] and "ERR_ABORTED" in e["failure"]:
+            continue
+        elif e["status"] != 200 or not e["acao"] or not e["steerdCdn"]:
+            out.append("manifest %s: status %s, X-Steerd-CDN %r, ACAO %r (%s)"
+                       % (e["url"], e["status"], e["steerdCdn"], e["acao"],
+                          e["failure"] or e.get("note")))
+    for e in r.net:
+        if e["host"] == r.steerd_host and SEGMENT_RE.search(e["url"]):
+            out.append("segment %s asked from steerd (%s): the playlist was not rewritten"
+                       % (e["url"], e["status"]))
+            break
+    for e in mans:
+        pin = re.search(r"[?&]steerd_cdn=([^&]+)", e["url"])
+        if (pin and e["status"] == 200 and e["steerdCdn"] != pin.group(1)
+                and pin.group(1) != r.stopped):
+            out.append("%s pinned to %s, answered for %s while it was up"
+                       % (e["url"], pin.group(1), e["steerdCdn"]))
+    if r.scn.player == "hls":
+        media = [e for e in _manifests(r) if e["host"] == r.steerd_host
+                 and not e["url"].split("?")[0].endswith("/" + r.scn.manifest)]
+        if not media:
+            out.append("no media playlist was requested from steerd")
+        for e in media:
+            if "steerd_s=" not in e["url"]:
+                out.append("media playlist %s without steerd_s: not from the rewritten master"
+                           % e["url"])
+            elif "steerd_cdn=" not in e["url"] and e["steerdCdn"] != r.chosen:
+                out.append("media playlist %s: steerd chose %s, the master %s"
+                           % (e["url"], e["steerdCdn"], r.chosen))
+    return out[:5]
+
+
 def check_segments_on_chosen(r):
     """Every segment (before any CDN stop) was fetched from the CDN steerd chose, answered 200
     with its X-Served-By."""
@@ -183,6 +245,20 @@ def after_stop(fn):
     there (a failure before the stop is a broken rig or steerd, never expected)."""
     fn.after_stop = True
     return fn
+
+
+@after_stop
+def check_freeze_after_stop(r):
+    """After the CDN stop, currentTime never stood still for more than max_freeze_s (the
+    player's freezes list: spells in which it did not move while the video was playing)."""
+    limit = r.scn.cdn_stop.max_freeze_s if r.scn.cdn_stop else None
+    if r.stopped is None or limit is None:
+        return []
+    worst = r.max_freeze_after_stop()
+    if worst > limit:
+        return ["playback froze for %.1fs after %s stopped (at most %.1fs allowed)"
+                % (worst, r.stopped, limit)]
+    return []
 
 
 @after_stop
@@ -215,11 +291,34 @@ SCENARIOS = [
         reason="302 mode: relative URIs resolve against the CDN's URL, so the player never "
                "asks steerd again; manifest rewriting / Content Steering will fix this",
     ),
-    # Manifest rewriting and Content Steering, once steerd serves them (see CONTRACT.md):
-    # Scenario("hls-rewrite", "hls", config={"policy": {"manifest_mode": "rewrite"}},
-    #          cdn_stop=CdnStop(), checks=(check_manifest_served, check_segments_on_chosen,
-    #                                      check_segments_moved_after_stop)),
-    # Scenario("dash-rewrite", "dash", config={"policy": {"manifest_mode": "rewrite"}}, ...),
+    # Manifest rewriting: steerd answers the master / MPD and (HLS) every media playlist itself.
+    Scenario(
+        "hls-rewrite", "hls", config=rewrite_mode(),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen),
+    ),
+    Scenario(
+        "dash-rewrite", "dash", config=rewrite_mode(),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen),
+    ),
+    # The serving CDN dies mid-playback (buffers capped at 4 s): hls.js moves to the redundant
+    # copy of the variant (pinned to the other CDN), dash.js to the next BaseURL.
+    Scenario(
+        "hls-rewrite-cdn-stop", "hls", config=rewrite_mode(),
+        cdn_stop=CdnStop(at_s=4.0, target="serving", resume_s=6.0, deadline_s=12.0,
+                         max_freeze_s=2.0),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_segments_moved_after_stop, check_freeze_after_stop),
+    ),
+    # dash.js retries a failed segment 3 times 1 s apart before it takes the next BaseURL, for
+    # each media type on its own: a freeze of up to about that long is dash.js, not steerd.
+    Scenario(
+        "dash-rewrite-cdn-stop", "dash", config=rewrite_mode(),
+        cdn_stop=CdnStop(at_s=4.0, target="serving", resume_s=6.0, deadline_s=12.0,
+                         max_freeze_s=4.0),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_segments_moved_after_stop, check_freeze_after_stop),
+    ),
+    # Content Steering, once steerd serves it (see CONTRACT.md):
     # Scenario("hls-steering", "hls", config={"policy": {"manifest_mode": "steering"}}, ...),
     # Scenario("dash-steering", "dash", config={"policy": {"manifest_mode": "steering"}}, ...),
 ]
@@ -444,6 +543,13 @@ class Result:
         return [e for e in entries
                 if SEGMENT_RE.search(e["url"]) and not (300 <= e["status"] < 400)]
 
+    def max_freeze_after_stop(self):
+        """Longest freeze (seconds) that began at or after the CDN stop's currentTime."""
+        if self.stop_at is None:
+            return 0.0
+        return max([f["ms"] / 1000.0 for f in self.page.get("freezes") or []
+                    if f["at"] >= self.stop_at - 0.05] + [0.0])
+
     def update(self, state):
         self.page = state.get("page") or {}
         self.net = state.get("net") or []
@@ -483,6 +589,15 @@ class Result:
             parts.append("stopped=%s@%.1fs after_stop: %d reqs to %s (%d failed), %d to steerd"
                          % (self.stopped, self.stop_at, len(to_stopped), self.stopped,
                             len(failed), sum(1 for e in after if e["host"] == self.steerd_host)))
+            moved = {}
+            for e in self.segments(before_stop=False):
+                if e["status"] == 200:
+                    cdn = self.cdn_hosts.get(e["host"], e["host"])
+                    moved[cdn] = moved.get(cdn, 0) + 1
+            parts.append("segs_after=%d(%s) max_freeze=%.1fs"
+                         % (sum(moved.values()),
+                            ",".join("%s:%d" % kv for kv in sorted(moved.items())),
+                            self.max_freeze_after_stop()))
         parts.append("fatal=%d" % len(self.fatal))
         if self.fatal:
             f = self.fatal[0]

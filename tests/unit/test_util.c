@@ -87,6 +87,37 @@ test_util_buf_cap_is_exact_and_overflow_sticky(void **state)
 }
 
 static void
+test_util_buf_reserve_presizes_within_cap(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 100);
+
+    /* On an empty buffer: room made, still empty and terminated. */
+    assert_int_equal(buf_reserve(&b, 60), 0);
+    assert_non_null(b.data);
+    assert_true(b.cap >= 61);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+
+    /* Appends within the reserved room do not move the data. */
+    char *before = b.data;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(buf_puts(&b, "0123456789"), 0);
+    assert_ptr_equal(b.data, before);
+    assert_int_equal(b.len, 60);
+
+    /* Past max: refused, nothing changes but the sticky overflow. */
+    size_t cap = b.cap;
+    assert_int_equal(buf_reserve(&b, 41), -1);
+    assert_true(b.overflow);
+    assert_int_equal(b.len, 60);
+    assert_int_equal(b.cap, cap);
+    assert_int_equal(buf_reserve(&b, 0), 0);
+    buf_free(&b);
+}
+
+static void
 test_util_buf_printf_short_and_long(void **state)
 {
     (void)state;
@@ -414,6 +445,7 @@ main(void)
         cmocka_unit_test(test_util_buf_appends_and_terminates),
         cmocka_unit_test(test_util_buf_unlimited_grows),
         cmocka_unit_test(test_util_buf_cap_is_exact_and_overflow_sticky),
+        cmocka_unit_test(test_util_buf_reserve_presizes_within_cap),
         cmocka_unit_test(test_util_buf_printf_short_and_long),
         cmocka_unit_test(test_util_buf_printf_respects_cap),
         cmocka_unit_test(test_util_buf_json_str_escapes),
