@@ -183,21 +183,13 @@ obs_new(const struct obs_params *p)
     return o;
 }
 
-static void
-free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 void
 obs_free(struct obs *o)
 {
     if (o == NULL)
         return;
-    free_names(o->cdn_ids, o->ncdns);
-    free_names(o->region_names, o->nregions);
+    util_strv_free(o->cdn_ids, o->ncdns);
+    util_strv_free(o->region_names, o->nregions);
     free(o->cells);
     free(o);
 }
@@ -206,15 +198,6 @@ void
 obs_set_params(struct obs *o, const struct obs_params *p)
 {
     o->p = *p;
-}
-
-static long
-find_name(char *const *names, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return (long)i;
-    return -1;
 }
 
 static struct cell *
@@ -238,21 +221,21 @@ obs_reconcile(struct obs *o, const struct cfg *c)
         names[r] = xstrdup(c->regions[r].name);
     for (size_t i = 0; i < c->ncdns; i++) {
         ids[i] = xstrdup(c->cdns[i].id);
-        long oi = find_name(o->cdn_ids, o->ncdns, ids[i]);
+        long oi = util_strv_index(o->cdn_ids, o->ncdns, ids[i]);
         for (size_t r = 0; r < nrow; r++) {
             struct cell *dst = &cells[i * nrow + r];
             long orow = -1;
             if (oi >= 0)
                 orow = r == c->nregions ? (long)o->nregions
-                                        : find_name(o->region_names, o->nregions, names[r]);
+                                        : util_strv_index(o->region_names, o->nregions, names[r]);
             if (orow >= 0)
                 *dst = o->cells[(size_t)oi * (o->nregions + 1) + (size_t)orow];
             else
                 cell_init(dst, &o->p);
         }
     }
-    free_names(o->cdn_ids, o->ncdns);
-    free_names(o->region_names, o->nregions);
+    util_strv_free(o->cdn_ids, o->ncdns);
+    util_strv_free(o->region_names, o->nregions);
     free(o->cells);
     o->cells = cells;
     o->cdn_ids = ids;

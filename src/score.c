@@ -320,21 +320,13 @@ score_new(const struct score_params *p)
     return s;
 }
 
-static void
-free_names(char **names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 void
 score_free(struct score *s)
 {
     if (s == NULL)
         return;
-    free_names(s->cdn_ids, s->ncdns);
-    free_names(s->region_names, s->nregions);
+    util_strv_free(s->cdn_ids, s->ncdns);
+    util_strv_free(s->region_names, s->nregions);
     free(s->cells);
     free(s->share);
     free(s->terms);
@@ -346,15 +338,6 @@ void
 score_set_params(struct score *s, const struct score_params *p)
 {
     s->p = *p;
-}
-
-static long
-find_name(char *const *names, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0)
-            return (long)i;
-    return -1;
 }
 
 void
@@ -371,11 +354,11 @@ score_reconcile(struct score *s, const struct cfg *c)
 
     for (size_t i = 0; i < nc; i++) {
         ids[i] = xstrdup(c->cdns[i].id);
-        map[i] = find_name(s->cdn_ids, s->ncdns, ids[i]);
+        map[i] = util_strv_index(s->cdn_ids, s->ncdns, ids[i]);
     }
     for (size_t r = 0; r < nr; r++) {
         names[r] = xstrdup(c->regions[r].name);
-        long o = find_name(s->region_names, s->nregions, names[r]);
+        long o = util_strv_index(s->region_names, s->nregions, names[r]);
         fresh[r] = o < 0 || s->fresh[o];
         for (size_t i = 0; i < nc && o >= 0; i++) {
             if (map[i] < 0)
@@ -385,8 +368,8 @@ score_reconcile(struct score *s, const struct cfg *c)
             share[r * nc + i] = s->share[from];
         }
     }
-    free_names(s->cdn_ids, s->ncdns);
-    free_names(s->region_names, s->nregions);
+    util_strv_free(s->cdn_ids, s->ncdns);
+    util_strv_free(s->region_names, s->nregions);
     free(s->cells);
     free(s->share);
     free(s->terms);

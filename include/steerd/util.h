@@ -40,6 +40,11 @@ int buf_json_str(struct buf *b, const char *s);
  * returned. */
 int buf_reserve(struct buf *b, size_t extra);
 
+/* Frees n strings and the array holding them; accepts NULL. */
+void util_strv_free(char **v, size_t n);
+/* Index of the first of v[0..n) equal to s, or -1. */
+long util_strv_index(char *const *v, size_t n, const char *s);
+
 /* Parses a whole decimal unsigned number in [min,max]; returns 0 or -1. */
 int util_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
 
