@@ -8,6 +8,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlsave.h>
 #include <libxml/xmlerror.h>
 
 #include "steerd/url.h"
@@ -1332,6 +1333,48 @@ dash_global_cleanup(void)
     xmlCleanupParser();
 }
 
+/* Output sink for xmlSaveToIO: appends to the caller's buffer, which carries the size cap. */
+static int
+save_write(void *ctx, const char *p, int n)
+{
+    struct buf *out = ctx;
+
+    if (n < 0 || buf_append(out, p, (size_t)n) != 0)
+        return -1;
+    return n;
+}
+
+/*
+ * Serialises straight into out: no intermediate libxml2 buffer and no encoder pass (the
+ * document is UTF-8 throughout, so the declaration names it and nothing is converted).
+ */
+static enum dash_status
+serialise(xmlDocPtr doc, struct buf *out, size_t max_out)
+{
+    xmlSaveCtxtPtr sc;
+    size_t old_max = out->max;
+    long rc;
+    int crc;
+
+    xmlFree((xmlChar *)doc->encoding);
+    doc->encoding = xmlStrdup(BAD_CAST "UTF-8");
+    if (max_out < old_max)
+        out->max = max_out;
+    sc = xmlSaveToIO(save_write, NULL, out, NULL, 0);
+    if (sc == NULL) {
+        out->max = old_max;
+        return DASH_BAD_XML;
+    }
+    rc = xmlSaveDoc(sc, doc);
+    crc = xmlSaveClose(sc);
+    out->max = old_max;
+    if (out->overflow)
+        return DASH_TOO_LARGE;
+    if (rc < 0 || crc < 0 || out->len == 0)
+        return DASH_BAD_XML;
+    return DASH_OK;
+}
+
 enum dash_status
 dash_rewrite(const char *in, size_t len, const struct dash_opts *o, struct buf *out,
              struct dash_info *info)
@@ -1339,8 +1382,6 @@ dash_rewrite(const char *in, size_t len, const struct dash_opts *o, struct buf *
     struct limits lim;
     struct rw w;
     xmlDocPtr doc = NULL;
-    xmlChar *mem = NULL;
-    int size = 0;
     size_t max_in, max_out, url_cap;
     enum dash_status st;
 
@@ -1401,20 +1442,14 @@ dash_rewrite(const char *in, size_t len, const struct dash_opts *o, struct buf *
     st = w.err;
     if (st != DASH_OK)
         goto out;
-    xmlDocDumpFormatMemoryEnc(doc, &mem, &size, "UTF-8", 0);
-    if (mem == NULL || size <= 0) {
-        st = DASH_BAD_XML;
-        goto out;
-    }
-    if ((size_t)size > max_out || buf_append(out, mem, (size_t)size) != 0) {
+    st = serialise(doc, out, max_out);
+    if (st != DASH_OK) {
         buf_reset(out);
-        st = DASH_TOO_LARGE;
         goto out;
     }
     if (info != NULL)
         fill_info(&w, info);
 out:
-    xmlFree(mem);
     if (w.o != NULL)
         rw_free(&w);
     xmlFreeDoc(doc);
