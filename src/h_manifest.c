@@ -18,6 +18,7 @@
 #include "steerd/log.h"
 #include "steerd/mcache.h"
 #include "steerd/policy.h"
+#include "steerd/rcache.h"
 #include "steerd/router.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
@@ -30,6 +31,10 @@
 #define OUTPUT_SLACK (1024 * 1024)
 #define OUTPUT_MAX ((size_t)512 * 1024 * 1024)
 #define LOG_INTERVAL_MS 1000
+/* Rendered answers kept per worker (see rcache.h): slots, total bytes, largest answer. */
+#define RENDER_CACHE_SLOTS 512
+#define RENDER_CACHE_BYTES ((size_t)16 * 1024 * 1024)
+#define RENDER_CACHE_ENTRY ((size_t)1024 * 1024)
 #define CT_HLS "application/vnd.apple.mpegurl"
 #define CT_DASH "application/dash+xml"
 
@@ -41,6 +46,7 @@ struct mworker {
     uint32_t index;
     struct mreq *flights; /* requests whose origin fetch runs on this worker */
     struct buf scratch;   /* rewrite output */
+    struct rcache *rc;    /* rendered answers that carry nothing session-specific */
     uint64_t last_log_ms;
     uint64_t suppressed; /* origin failures not logged since last_log_ms */
 };
@@ -368,23 +374,43 @@ answer_error(struct http_reqctx *ctx, const struct decision *d, int code, const 
     return code;
 }
 
-/* The rewritten manifest in mw->scratch as a 200. */
+/* A rendered manifest as a 200. */
 static int
-answer_ok(struct http_reqctx *ctx, struct mworker *mw, const struct decision *d,
-          enum mcache_kind kind, uint64_t expires_ms, uint64_t now_ms, struct buf *out)
+answer_body(struct http_reqctx *ctx, const struct decision *d, enum mcache_kind kind,
+            const char *body, size_t len, uint64_t expires_ms, uint64_t now_ms, struct buf *out)
 {
     uint64_t left = expires_ms > now_ms ? (expires_ms - now_ms + 999) / 1000 : 0;
-    write_head(ctx, 200, kind == MCACHE_HLS ? CT_HLS : CT_DASH, mw->scratch.len,
-               left > 0 ? left : 1, d, out);
+    write_head(ctx, 200, kind == MCACHE_HLS ? CT_HLS : CT_DASH, len, left > 0 ? left : 1, d, out);
     if (!ctx->head)
-        buf_append(out, mw->scratch.data, mw->scratch.len);
-    scratch_release(mw);
+        buf_append(out, body, len);
     stats_request(ctx->stats, STATS_ROUTE_MANIFEST, 200);
     stats_decision(ctx->stats, d->region, d->rank[0]);
     return 200;
 }
 
-/* The answer for a cache result: the blob rewritten for d, or the remembered error. */
+/* The rewritten manifest in mw->scratch as a 200. */
+static int
+answer_ok(struct http_reqctx *ctx, struct mworker *mw, const struct decision *d,
+          enum mcache_kind kind, uint64_t expires_ms, uint64_t now_ms, struct buf *out)
+{
+    int code =
+        answer_body(ctx, d, kind, mw->scratch.data, mw->scratch.len, expires_ms, now_ms, out);
+    stats_add(&ctx->stats->manifest_render[STATS_RENDER_REWRITTEN], 1);
+    scratch_release(mw);
+    return code;
+}
+
+/* A rendering that names no session (no steerd_s= anywhere: no nested playlist or reload URL
+ * was written) is the same for every request with this ranking. */
+static bool
+session_free(const struct buf *b)
+{
+    static const char param[] = H_MANIFEST_SESSION_PARAM "=";
+    return b->len > 0 && memmem(b->data, b->len, param, sizeof(param) - 1) == NULL;
+}
+
+/* The answer for a cache result: the blob rewritten for d (or its rendering kept from an earlier
+ * request with the same ranking), or the remembered error. */
 static int
 answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision *d,
               const char *url, const struct mcache_result *res, struct buf *out)
@@ -392,6 +418,18 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
     if (res->blob == NULL)
         return answer_error(ctx, d, res->status ? res->status : 502,
                             res->reason[0] ? res->reason : "origin failed", out);
+    struct rcache_key rk = {
+        .blob = res->blob,
+        .conf_gen = ctx->snap->conf->generation,
+        .rank = d->rank,
+        .nrank = d->nrank,
+    };
+    struct rcache_hit hit;
+    if (rcache_get(mw->rc, &rk, &hit)) {
+        stats_add(&ctx->stats->manifest_render[STATS_RENDER_REUSED], 1);
+        return answer_body(ctx, d, res->blob->kind, hit.body, hit.len, res->expires_ms,
+                           util_now_ms(), out);
+    }
     struct render_info ri;
     const char *reason = NULL;
     int code = render(mw, ctx->snap, d, res->blob->kind, url, res->blob->body, res->blob->len, &ri,
@@ -400,6 +438,8 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
         scratch_release(mw);
         return answer_error(ctx, d, code, reason, out);
     }
+    if (session_free(&mw->scratch))
+        rcache_put(mw->rc, &rk, mw->scratch.data, mw->scratch.len);
     return answer_ok(ctx, mw, d, res->blob->kind, res->expires_ms, util_now_ms(), out);
 }
 
@@ -600,6 +640,15 @@ on_fetched(void *arg, const struct fetch_result *r)
     struct mcache_waiter *list =
         mcache_complete(mw->mc, m->origin_url, m->origin_len, &fill, now, &self);
     mcache_blob_unref(newblob);
+    if (rendered && self.blob != NULL && session_free(&mw->scratch)) {
+        struct rcache_key rk = {
+            .blob = self.blob,
+            .conf_gen = ctx->snap->conf->generation,
+            .rank = m->dec.rank,
+            .nrank = m->dec.nrank,
+        };
+        rcache_put(mw->rc, &rk, mw->scratch.data, mw->scratch.len);
+    }
     deliver_all(mw->srv, list);
 
     if (http_async_alive(m->async)) {
@@ -628,6 +677,7 @@ h_manifest_worker_start(struct http_env *env)
     mw->srv = env->server;
     mw->index = env->worker;
     buf_init(&mw->scratch, 0);
+    mw->rc = rcache_new(RENDER_CACHE_SLOTS, RENDER_CACHE_BYTES, RENDER_CACHE_ENTRY);
     mw->fetch = fetch_new(env->base);
     if (mw->fetch == NULL)
         log_msg(LOG_ERR, "manifest",
@@ -660,6 +710,7 @@ h_manifest_worker_stop(struct http_env *env)
         mreq_free(m);
     }
     fetch_free(mw->fetch);
+    rcache_free(mw->rc);
     buf_free(&mw->scratch);
     free(mw);
     env->local = NULL;

@@ -29,6 +29,7 @@ static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404
 static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest"};
 static const char *const mcache_names[STATS_MCACHE_N] = {"hit", "miss", "coalesced",
                                                          "stale_revalidated"};
+static const char *const render_names[STATS_RENDER_N] = {"reused", "rewritten"};
 static const char *const origin_names[STATS_ORIGIN_N] = {
     "ok", "not_modified", "http_error", "timeout", "too_large", "failed", "local_error"};
 static const char *const reject_names[STATS_REJECT_N] = {
@@ -269,6 +270,14 @@ stats_write_prometheus(struct stats *s, struct buf *out)
         size_t off =
             offsetof(struct stats_worker, manifest_cache) + (size_t)r * sizeof(_Atomic uint64_t);
         buf_printf(out, "steerd_manifest_cache_total{result=\"%s\"} %llu\n", mcache_names[r],
+                   (unsigned long long)sum_workers(s, off));
+    }
+    buf_puts(out, "# HELP steerd_manifest_render_total Manifest answers by how they were made.\n"
+                  "# TYPE steerd_manifest_render_total counter\n");
+    for (int r = 0; r < STATS_RENDER_N; r++) {
+        size_t off =
+            offsetof(struct stats_worker, manifest_render) + (size_t)r * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_manifest_render_total{result=\"%s\"} %llu\n", render_names[r],
                    (unsigned long long)sum_workers(s, off));
     }
     buf_puts(out, "# HELP steerd_origin_fetch_total Origin manifest fetches by result.\n"

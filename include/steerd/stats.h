@@ -33,6 +33,10 @@ enum stats_mcache {
     STATS_MCACHE_N
 };
 
+/* How a 200 manifest answer was produced: reused from the worker's cache of rendered answers,
+ * or rewritten for this request. */
+enum stats_render { STATS_RENDER_REUSED = 0, STATS_RENDER_REWRITTEN, STATS_RENDER_N };
+
 /* Origin fetch results (one per fetch started). */
 enum stats_origin {
     STATS_ORIGIN_OK = 0,
@@ -67,6 +71,7 @@ struct stats_worker {
     _Atomic uint64_t conns_total;
     _Atomic uint64_t accept_errors;
     _Atomic uint64_t manifest_cache[STATS_MCACHE_N];
+    _Atomic uint64_t manifest_render[STATS_RENDER_N];
     _Atomic uint64_t origin_fetch[STATS_ORIGIN_N];
     /* Decisions for dec_conf: [region * ncdns + cdn]. Replaced only under the stats mutex. */
     struct snap_conf *dec_conf;

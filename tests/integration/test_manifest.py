@@ -325,6 +325,58 @@ class ManifestTest(st.SteerdTestCase):
                 self.assertEqual(sh.get("x-served-by"), cdn)
                 self.assertEqual(sb, segment_bytes("/vod/gen/" + seg))
 
+    def test_rendered_answers_reused_per_ranking(self):
+        # An MPD without reload URLs names no session: every request with the same ranking gets
+        # the same bytes, rewritten once per worker and ranking, then reused.
+        self.origin.put("/vod/reuse/manifest.mpd", GEN_MPD)
+        m0 = self.d.metrics()
+        bodies = {}
+        for i in range(1, 41):
+            s, h, b = self.d.get("/vod/reuse/manifest.mpd",
+                                 {"X-Forwarded-For": "198.51.100.%d" % i})
+            self.assertEqual(s, 200)
+            bodies.setdefault(h["x-steerd-cdn"], set()).add(b)
+        self.assertEqual(set(bodies), {"alpha", "beta"})
+        for cdn, seen in bodies.items():
+            self.assertEqual(len(seen), 1, cdn)
+        m1 = self.d.metrics()
+        delta = {r: m1.get(st.metric_key("steerd_manifest_render_total", result=r), 0) -
+                 m0.get(st.metric_key("steerd_manifest_render_total", result=r), 0)
+                 for r in ("reused", "rewritten")}
+        self.assertEqual(delta["reused"] + delta["rewritten"], 40)
+        self.assertLessEqual(delta["rewritten"], 2 * 2)  # rankings x workers
+        # A multivariant playlist carries each session onward: rewritten for every request.
+        for i in range(1, 6):
+            s, h, b = self.d.get("/vod/gen/master.m3u8", {"X-Forwarded-For": "203.0.113.%d" % i})
+            self.assertEqual(s, 200)
+            self.assertRegex(b.decode(), SESSION_RE)
+        m2 = self.d.metrics()
+        self.assertEqual(m2.get(st.metric_key("steerd_manifest_render_total", result="rewritten"))
+                         - m1.get(st.metric_key("steerd_manifest_render_total",
+                                                result="rewritten")), 5)
+
+    def test_reused_rendering_follows_a_new_origin_copy(self):
+        cfg = st.default_config(self.cdns, origin={"base_url": self.origin.base_url},
+                                manifest={"vod_ttl_s": 0})
+        d = self.watch_local(st.Steerd(cfg, name="reuse-new", wait_ready=True))
+        try:
+            self.origin.put("/vod/change/manifest.mpd", GEN_MPD)
+            s1, h1, b1 = d.get("/vod/change/manifest.mpd")
+            s2, h2, b2 = d.get("/vod/change/manifest.mpd")
+            self.assertEqual((s1, s2), (200, 200))
+            self.assertEqual(b1, b2)
+            time.sleep(1.1)  # Last-Modified has a one-second resolution
+            changed = GEN_MPD.replace(b"v1/", b"v9/")
+            self.assertNotEqual(changed, GEN_MPD)
+            self.origin.put("/vod/change/manifest.mpd", changed)
+            s3, h3, b3 = d.get("/vod/change/manifest.mpd")
+            self.assertEqual(s3, 200)
+            self.assertIn(b"v9/", b3)
+            self.assertNotIn(b"v1/", b3)
+            self.stop_clean(d)
+        finally:
+            d.cleanup()
+
     def test_head_and_segments(self):
         s, h, b = self.d.get("/vod/head/master.m3u8")
         self.assertEqual(s, 200)
