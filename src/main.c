@@ -142,6 +142,7 @@ main(int argc, char **argv)
     struct snap_conf *conf = NULL;
     int rc = EXIT_RUNTIME;
 
+    util_tune_malloc();
     diag_init(&d);
     if (parse_args(&app, argc, argv) != 0) {
         usage(stderr);

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -248,4 +249,11 @@ util_strv_index(char *const *v, size_t n, const char *s)
             return (long)i;
     }
     return -1;
+}
+
+void
+util_tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
 }

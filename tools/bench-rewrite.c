@@ -33,6 +33,9 @@
  * single-threaded. On a shared or virtual machine a core's own speed varies from minute to
  * minute as well: compare figures measured side by side.
  *
+ * The allocator is set up as steerd's main() sets it (util_tune_malloc), so the figures are the
+ * daemon's.
+ *
  * Exit status: 0 when every rewrite succeeded and matched its golden file (whether the goals
  * were met is information), 1 otherwise, 2 on a usage error or unreadable fixtures. */
 #include <dirent.h>
@@ -655,6 +658,7 @@ main(int argc, char **argv)
                      .fixtures = FIXTURE_DIR,
                      .media_kb = 4096,
                      .multivariant_kb = 1024};
+
     struct input *all[MAX_INPUTS];
     size_t nall = 0;
     struct kind kinds[MAX_KINDS];
@@ -662,6 +666,7 @@ main(int argc, char **argv)
     struct buf out;
     int bad = 0, rc = 1;
 
+    util_tune_malloc();
     int pa = parse_args(argc, argv, &o);
     if (pa != 0)
         return pa > 0 ? 0 : 2;

@@ -56,6 +56,13 @@ uint64_t util_hash64(const void *p, size_t n, uint64_t seed);
 
 /* Monotonic and wall clocks in milliseconds (the only clock reads; pure modules take `now`). */
 uint64_t util_now_ms(void);
+
+/* Process-wide allocator settings for steerd's workload, called once at the start of main():
+ * glibc serves blocks from 128 KiB up with fresh mmap()s and hands freed heap tops back at
+ * once, so rewriting a large manifest (libxml2's input copy, text nodes, the output) page-faults
+ * its whole working set on every request. Blocks below 4 MiB come from the heap and up to 16
+ * MiB of free heap top is kept. */
+void util_tune_malloc(void);
 uint64_t util_wall_ms(void);
 
 #endif
