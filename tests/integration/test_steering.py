@@ -7,9 +7,11 @@ PATHWAY-PRIORITY, compliance metrics, and a key file readable by others refused 
 
 import json
 import os
+import re
 import sys
 import unittest
 import urllib.parse
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import steerdtest as st  # noqa: E402
@@ -210,6 +212,86 @@ class SteeringTest(st.SteerdTestCase):
         self.assertEqual(after[k] - before.get(k, 0), 1)
         k = st.metric_key("steerd_requests_total", route="steering", code="200")
         self.assertGreaterEqual(after[k] - before.get(k, 0), 3)
+
+
+MASTER = (
+    "#EXTM3U\n"
+    '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="en",DEFAULT=YES,URI="audio/index.m3u8"\n'
+    '#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS="avc1.4d401f,mp4a.40.2",AUDIO="aud"\n'
+    "v1/index.m3u8\n"
+).encode()
+MPD = b"""<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT12S"
+     minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-live:2011">
+  <Period id="p0">
+    <AdaptationSet mimeType="video/mp4">
+      <SegmentTemplate initialization="v1/init.mp4" media="v1/seg_$Number%03d$.m4s"
+                       startNumber="0" duration="4" timescale="1"/>
+      <Representation id="v1" bandwidth="800000" codecs="avc1.4d401f"/>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"""
+
+
+class SteeringManifestTest(st.SteerdTestCase):
+    """policy.manifest_mode "steering": steerd's manifests point players at its steering
+    servers, and the first pathway of the manifest is the first of the steering answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.net = st.Cdns()
+        cls.watch(*cls.net.all())
+        cls.net.origin.put("vod/t/master.m3u8", MASTER)
+        cls.net.origin.put("vod/t/manifest.mpd", MPD)
+        cls.keydir = st.make_tmpdir("steerd-it-keys-")
+        keys = write_keys(cls.keydir, [(1, KEY1)], 1)
+        cdns = [st.cdn_entry(n, cls.net[n]) for n in ("alpha", "beta")]
+        cfg = steering_config(cdns, keys, query_before_start=True)
+        cfg["origin"] = {"base_url": cls.net.origin.base_url}
+        cls.d = cls.watch(st.Steerd(cfg, name="steer-manifest", wait_ready=True))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        cls.net.cleanup()
+        st.remove_tmpdir(cls.keydir)
+
+    def test_hls_master_carries_steering(self):
+        for sid in ("s1", "s2", "s3", "s4"):
+            status, h, body = self.d.get("/vod/t/master.m3u8?CMCD=sid%%3D%%22%s%%22" % sid)
+            self.assertEqual(status, 200, body[:200])
+            text = body.decode()
+            tags = [ln for ln in text.splitlines() if ln.startswith("#EXT-X-CONTENT-STEERING:")]
+            self.assertEqual(len(tags), 1, text)
+            m = re.match(r'#EXT-X-CONTENT-STEERING:SERVER-URI="([^"]+)",PATHWAY-ID="([a-z-]+)"$',
+                         tags[0])
+            self.assertIsNotNone(m, tags[0])
+            self.assertTrue(m.group(1).startswith(PUBLIC + "/steer/hls?steerd_s="))
+            self.assertEqual(m.group(2), h.get("x-steerd-cdn"))
+            pathways = re.findall(r'PATHWAY-ID="([a-z-]+)",STABLE-VARIANT-ID="v0"', text)
+            self.assertEqual(pathways, [m.group(2), "beta" if m.group(2) == "alpha" else "alpha"])
+            ans, _ = SteeringTest.steer(self, local_path(m.group(1)) + "&_HLS_pathway="
+                                        + m.group(2))
+            self.assertEqual(ans["PATHWAY-PRIORITY"][0], m.group(2))
+            # the media playlists of each pathway come back pinned to its CDN
+            for cdn in ("alpha", "beta"):
+                self.assertIn("steerd_cdn=%s" % cdn, text)
+
+    def test_dash_mpd_carries_steering(self):
+        status, h, body = self.d.get("/vod/t/manifest.mpd")
+        self.assertEqual(status, 200, body[:200])
+        root = ET.fromstring(body)
+        ns = {"m": "urn:mpeg:dash:schema:mpd:2011"}
+        cs = root.findall("m:ContentSteering", ns)
+        self.assertEqual(len(cs), 1)
+        self.assertEqual(cs[0].get("defaultServiceLocation"), h.get("x-steerd-cdn"))
+        self.assertEqual(cs[0].get("queryBeforeStart"), "true")
+        self.assertTrue(cs[0].text.startswith(PUBLIC + "/steer/dash?steerd_s="))
+        locs = [b.get("serviceLocation") for b in root.findall("m:BaseURL", ns)]
+        self.assertEqual(sorted(locs), ["alpha", "beta"])
+        ans, _ = SteeringTest.steer(self, local_path(cs[0].text))
+        self.assertEqual(ans["PATHWAY-PRIORITY"][0], h.get("x-steerd-cdn"))
 
 
 class KeyFileTest(unittest.TestCase):
