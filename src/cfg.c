@@ -15,6 +15,7 @@
 
 #include "steerd/diag.h"
 #include "steerd/netaddr.h"
+#include "steerd/steering.h"
 #include "steerd/util.h"
 
 #define JPATH_MAX 512
@@ -98,7 +99,7 @@ static const struct field top_fields[] = {
     F_OTHER("regions", false),  F_OTHER("default_region", false),
     F_OTHER("cdns", true),      F_OTHER("policy", false),
     F_OTHER("http", false),     F_OTHER("log", false),
-    F_OTHER("manifest", false),
+    F_OTHER("manifest", false), F_OTHER("steering", false),
 };
 
 static const struct field admin_fields[] = {
@@ -122,6 +123,25 @@ static const struct field manifest_fields[] = {
           268435456),
     F_BOOL("redundant_streams", struct cfg_manifest, redundant_streams, 1),
     F_STR_NULL("public_base_url", struct cfg_manifest, public_base_url, check_base_url),
+};
+
+static const struct field steering_fields[] = {
+    F_U32("ttl_s", struct cfg_steering, ttl_s, 1, 86400, 30),
+    F_U32("ttl_min_s", struct cfg_steering, ttl_min_s, 1, 86400, 5),
+    F_U32("ttl_max_s", struct cfg_steering, ttl_max_s, 1, 86400, 300),
+    F_U32("state_ttl_s", struct cfg_steering, state_ttl_s, 60, 604800, 86400),
+    F_U32("clock_skew_s", struct cfg_steering, clock_skew_s, 0, 3600, 30),
+    F_BOOL("query_before_start", struct cfg_steering, query_before_start, 0),
+    F_OTHER("existing_tag", false),
+    F_STR_NULL("key_file", struct cfg_steering, key_file, check_path),
+    F_OTHER("clones", false),
+};
+
+static const struct field clone_fields[] = {
+    F_STR("id", struct cfg_steering_clone, id, NULL, check_cdn_id, true),
+    F_STR("base_id", struct cfg_steering_clone, base_id, NULL, check_cdn_id, true),
+    F_STR_NULL("host", struct cfg_steering_clone, host, NULL),
+    F_OTHER("params", false),
 };
 
 static const struct field geoip_fields[] = {
@@ -1143,6 +1163,303 @@ load_policy(struct ctx *x, struct cfg *c, json_t *pol)
     }
 }
 
+/* ---- steering ---- */
+
+#define KEY_FILE_MAX 65536
+
+static int
+hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads path (regular, not group/world-readable, at most KEY_FILE_MAX bytes) into b. */
+static int
+read_key_file(const char *path, struct buf *b, struct diag *d)
+{
+    struct stat st;
+    char chunk[4096];
+    int rc = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        diag_add(d, "steering.key_file: %s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        diag_add(d, "steering.key_file: %s: not a regular file", path);
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        diag_add(d, "steering.key_file: %s: must not be readable by group or others (mode %03o)",
+                 path, (unsigned)(st.st_mode & 0777));
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            diag_add(d, "steering.key_file: %s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (buf_append(b, chunk, (size_t)n) != 0) {
+            diag_add(d, "steering.key_file: %s: larger than %d bytes", path, KEY_FILE_MAX);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    memset(chunk, 0, sizeof(chunk));
+    close(fd);
+    return rc;
+}
+
+/* Adds keys[i] to r; returns 0 or -1 with the problem in d (never the key itself). */
+static int
+add_key(struct steering_keyring *r, json_t *e, size_t i, const char *path, struct diag *d)
+{
+    uint8_t key[STEERING_KEY_MAX];
+    json_t *kid = json_object_get(e, "kid");
+    json_t *hex = json_object_get(e, "key_hex");
+    int rc = -1;
+
+    if (!json_is_object(e) || json_object_size(e) != 2 || !json_is_integer(kid) ||
+        !json_is_string(hex)) {
+        diag_add(d, "%s: keys[%zu]: must be {\"kid\": 1..255, \"key_hex\": \"...\"}", path, i);
+        return -1;
+    }
+    json_int_t k = json_integer_value(kid);
+    const char *h = json_string_value(hex);
+    size_t n = strlen(h);
+    if (k < 1 || k > 255) {
+        diag_add(d, "%s: keys[%zu].kid: must be an integer in 1..255", path, i);
+        return -1;
+    }
+    if (n % 2 != 0 || n / 2 < STEERING_KEY_MIN || n / 2 > STEERING_KEY_MAX) {
+        diag_add(d, "%s: keys[%zu].key_hex: must be %d..%d hex digits (an even number)", path, i,
+                 2 * STEERING_KEY_MIN, 2 * STEERING_KEY_MAX);
+        return -1;
+    }
+    for (size_t j = 0; j < n / 2; j++) {
+        int hi = hex_digit((unsigned char)h[2 * j]), lo = hex_digit((unsigned char)h[2 * j + 1]);
+        if (hi < 0 || lo < 0) {
+            diag_add(d, "%s: keys[%zu].key_hex: must be hex digits", path, i);
+            goto out;
+        }
+        key[j] = (uint8_t)(hi << 4 | lo);
+    }
+    if (steering_keyring_add(r, (uint8_t)k, key, n / 2) != 0) {
+        diag_add(d, "%s: keys[%zu].kid: duplicate key id %d", path, i, (int)k);
+        goto out;
+    }
+    rc = 0;
+out:
+    memset(key, 0, sizeof(key));
+    return rc;
+}
+
+struct steering_keyring *
+cfg_load_steering_keys(const char *path, struct diag *d)
+{
+    struct buf b;
+    struct steering_keyring *r = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    size_t before = d->count;
+
+    buf_init(&b, KEY_FILE_MAX);
+    if (read_key_file(path, &b, d) != 0)
+        goto out;
+    root = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        /* jerr.text may quote the input: report the position only */
+        diag_add(d, "%s:%d:%d: not valid JSON", path, jerr.line, jerr.column);
+        goto out;
+    }
+    json_t *keys = json_object_get(root, "keys");
+    json_t *cur = json_object_get(root, "current_kid");
+    if (!json_is_object(root) || json_object_size(root) != 2 || !json_is_array(keys) ||
+        !json_is_integer(cur)) {
+        diag_add(d, "%s: must be {\"current_kid\": N, \"keys\": [...]}", path);
+        goto out;
+    }
+    size_t n = json_array_size(keys);
+    if (n < 1 || n > STEERING_KEYRING_MAX) {
+        diag_add(d, "%s: keys: must have 1..%d entries", path, STEERING_KEYRING_MAX);
+        goto out;
+    }
+    r = steering_keyring_new();
+    for (size_t i = 0; i < n; i++)
+        (void)add_key(r, json_array_get(keys, i), i, path, d);
+    json_int_t ck = json_integer_value(cur);
+    if (d->count == before &&
+        (ck < 1 || ck > 255 || steering_keyring_set_current(r, (uint8_t)ck) != 0))
+        diag_add(d, "%s: current_kid: must be the kid of one of the keys", path);
+out:
+    if (root != NULL) {
+        /* scrub the parsed key strings before jansson frees them */
+        json_t *keys2 = json_is_object(root) ? json_object_get(root, "keys") : NULL;
+        for (size_t i = 0; json_is_array(keys2) && i < json_array_size(keys2); i++) {
+            json_t *h = json_object_get(json_array_get(keys2, i), "key_hex");
+            if (json_is_string(h))
+                memset((char *)json_string_value(h), 0, json_string_length(h));
+        }
+        json_decref(root);
+    }
+    if (b.data != NULL)
+        memset(b.data, 0, b.cap);
+    buf_free(&b);
+    if (d->count != before) {
+        steering_keyring_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void
+load_clone_params(struct ctx *x, struct cfg_steering_clone *cl, json_t *v, const char *path)
+{
+    if (!json_is_object(v) || json_object_size(v) > CFG_STEERING_MAX_CLONE_PARAMS) {
+        fail(x, path, "must be an object of at most %d name -> string value",
+             CFG_STEERING_MAX_CLONE_PARAMS);
+        return;
+    }
+    size_t n = json_object_size(v);
+    cl->param_names = xcalloc(n ? n : 1, sizeof(char *));
+    cl->param_values = xcalloc(n ? n : 1, sizeof(char *));
+    const char *key;
+    json_t *e;
+    char p[JPATH_MAX];
+    json_object_foreach(v, key, e)
+    {
+        if (!json_is_string(e)) {
+            fail(x, jkey(p, path, key), "must be a string");
+            continue;
+        }
+        cl->param_names[cl->nparams] = xstrdup(key);
+        cl->param_values[cl->nparams] = xstrdup(json_string_value(e));
+        cl->nparams++;
+    }
+}
+
+/* Every clone checked with the steering writer itself, so what loads is what it will write. */
+static void
+check_clone(struct ctx *x, const struct cfg *c, size_t i, const char *path)
+{
+    const struct cfg_steering_clone *cl = &c->steering.clones[i];
+    struct steering_pair params[CFG_STEERING_MAX_CLONE_PARAMS];
+    for (size_t k = 0; k < cl->nparams; k++)
+        params[k] = (struct steering_pair){cl->param_names[k], cl->param_values[k]};
+    struct steering_clone sc = {.base_id = cl->base_id,
+                                .id = cl->id,
+                                .host = cl->host,
+                                .params = params,
+                                .nparams = cl->nparams};
+    const char *prio[1] = {cl->id};
+    struct steering_manifest m = {.kind = STEERING_HLS,
+                                  .ttl_s = 1,
+                                  .ttl_min_s = 1,
+                                  .ttl_max_s = 1,
+                                  .priority = prio,
+                                  .npriority = 1,
+                                  .clones = &sc,
+                                  .nclones = 1};
+    struct buf b;
+    buf_init(&b, 65536);
+    enum steering_status st = steering_write_manifest(&b, &m);
+    buf_free(&b);
+    if (st != STEERING_OK)
+        fail(x, path,
+             "invalid clone (host must be a hostname without port; params names and values "
+             "only A-Z a-z 0-9 - . _ ~)");
+    if (cfg_cdn_index(c, cl->id) >= 0)
+        fail(x, path, "id \"%s\" is already a CDN id", cl->id);
+    bool base_ok = cfg_cdn_index(c, cl->base_id) >= 0;
+    for (size_t k = 0; k < i; k++) {
+        if (strcmp(c->steering.clones[k].id, cl->id) == 0)
+            fail(x, path, "duplicate clone id \"%s\"", cl->id);
+        base_ok |= strcmp(c->steering.clones[k].id, cl->base_id) == 0;
+    }
+    if (!base_ok)
+        fail(x, path, "base_id \"%s\" is neither a CDN id nor an earlier clone", cl->base_id);
+}
+
+static void
+load_steering(struct ctx *x, struct cfg *c, json_t *v)
+{
+    char p[JPATH_MAX], q[JPATH_MAX];
+    struct cfg_steering *s = &c->steering;
+    if (!LOAD_OBJECT(x, v, steering_fields, s, "steering"))
+        return;
+    if (s->ttl_min_s > s->ttl_max_s)
+        fail(x, "steering.ttl_min_s", "must not be greater than steering.ttl_max_s");
+    json_t *e = json_object_get(v, "existing_tag");
+    if (e != NULL) {
+        if (json_is_string(e) && strcmp(json_string_value(e), "replace") == 0)
+            s->existing_tag = CFG_STEERING_REPLACE;
+        else if (json_is_string(e) && strcmp(json_string_value(e), "keep") == 0)
+            s->existing_tag = CFG_STEERING_KEEP;
+        else
+            fail(x, "steering.existing_tag", "must be \"replace\" or \"keep\"");
+    }
+    json_t *cl = json_object_get(v, "clones");
+    if (cl != NULL) {
+        if (!json_is_array(cl) || json_array_size(cl) > CFG_STEERING_MAX_CLONES) {
+            fail(x, "steering.clones", "must be an array of at most %d clones",
+                 CFG_STEERING_MAX_CLONES);
+        } else {
+            size_t n = json_array_size(cl);
+            s->clones = xcalloc(n ? n : 1, sizeof(*s->clones));
+            for (size_t i = 0; i < n; i++) {
+                struct cfg_steering_clone *k = &s->clones[s->nclones];
+                jidx(p, "steering.clones", i);
+                json_t *o = json_array_get(cl, i);
+                s->nclones++;
+                if (!LOAD_OBJECT(x, o, clone_fields, k, p))
+                    continue;
+                json_t *pv = json_object_get(o, "params");
+                if (pv != NULL)
+                    load_clone_params(x, k, pv, jkey(q, p, "params"));
+                if (k->id != NULL && k->base_id != NULL)
+                    check_clone(x, c, i, p);
+            }
+        }
+    }
+    if (s->key_file != NULL) {
+        size_t before = x->d->count;
+        s->keyring = cfg_load_steering_keys(s->key_file, x->d);
+        x->nerr += x->d->count - before;
+    }
+}
+
+static void
+steering_free(struct cfg_steering *s)
+{
+    free(s->key_file);
+    steering_keyring_free(s->keyring);
+    for (size_t i = 0; i < s->nclones; i++) {
+        struct cfg_steering_clone *k = &s->clones[i];
+        free(k->id);
+        free(k->base_id);
+        free(k->host);
+        for (size_t j = 0; j < k->nparams; j++) {
+            free(k->param_names[j]);
+            free(k->param_values[j]);
+        }
+        free(k->param_names);
+        free(k->param_values);
+    }
+    free(s->clones);
+}
+
 static void
 set_defaults(struct cfg *c)
 {
@@ -1153,6 +1470,7 @@ set_defaults(struct cfg *c)
     apply_defaults(http_fields, UTIL_ARRAY_LEN(http_fields), &c->http);
     apply_defaults(log_fields, UTIL_ARRAY_LEN(log_fields), c);
     apply_defaults(manifest_fields, UTIL_ARRAY_LEN(manifest_fields), &c->manifest);
+    apply_defaults(steering_fields, UTIL_ARRAY_LEN(steering_fields), &c->steering);
     c->listen = xcalloc(1, sizeof(*c->listen));
     c->listen[0] = xstrdup(DEFAULT_LISTEN);
     c->nlisten = 1;
@@ -1199,6 +1517,8 @@ from_json(json_t *root, const char *name, struct diag *d)
         LOAD_OBJECT(&x, v, manifest_fields, &c->manifest, "manifest") &&
         c->manifest.public_base_url != NULL)
         strip_base_url(c->manifest.public_base_url);
+    if ((v = json_object_get(root, "steering")) != NULL)
+        load_steering(&x, c, v);
 
     if (x.nerr > 0) {
         cfg_free(c);
@@ -1317,6 +1637,7 @@ cfg_free(struct cfg *c)
     free(c->log_level);
     free(c->log_file);
     free(c->manifest.public_base_url);
+    steering_free(&c->steering);
     free(c);
 }
 

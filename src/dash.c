@@ -1112,6 +1112,58 @@ rewrite(struct rw *w)
     }
 }
 
+/* ContentSteering elements of the MPD (MPD level and inside ServiceDescription) into out[]. */
+static size_t
+find_steering(struct rw *w, xmlNodePtr *out, size_t max)
+{
+    size_t n = 0;
+    for (xmlNodePtr c = w->root->children; c != NULL; c = c->next) {
+        if (mpd_el(w, c, "ContentSteering") && n < max)
+            out[n++] = c;
+        if (!mpd_el(w, c, "ServiceDescription"))
+            continue;
+        for (xmlNodePtr s = c->children; s != NULL; s = s->next) {
+            if (mpd_el(w, s, "ContentSteering") && n < max)
+                out[n++] = s;
+        }
+    }
+    return n;
+}
+
+/* Steering mode: steerd's ContentSteering element, pointing at opts.steering_uri. */
+static void
+inject_steering(struct rw *w)
+{
+    xmlNodePtr found[16];
+    size_t n = find_steering(w, found, UTIL_ARRAY_LEN(found));
+    if (n > 0 && w->o->steering_keep)
+        return;
+    for (size_t i = 0; i < n; i++)
+        remove_el(found[i]);
+    if (check_added(w, strlen(w->o->steering_uri) + strlen(w->o->cdns[0].id) + 96) != 0)
+        return;
+    xmlNodePtr el = xmlNewDocNode(w->doc, w->root->ns, BAD_CAST "ContentSteering", NULL);
+    xmlNewProp(el, BAD_CAST "defaultServiceLocation", BAD_CAST w->o->cdns[0].id);
+    xmlNewProp(el, BAD_CAST "queryBeforeStart",
+               BAD_CAST(w->o->query_before_start ? "true" : "false"));
+    xmlAddChild(el, xmlNewDocText(w->doc, BAD_CAST w->o->steering_uri));
+    xmlNodePtr period = NULL;
+    for (xmlNodePtr c = w->root->children; c != NULL && period == NULL; c = c->next) {
+        if (mpd_el(w, c, "Period"))
+            period = c;
+    }
+    if (period == NULL) {
+        xmlAddChild(w->root, el);
+        return;
+    }
+    xmlChar *ws = ws_before(period);
+    add_before(period, el);
+    if (ws != NULL)
+        add_before(period, xmlNewDocText(w->doc, ws));
+    xmlFree(ws);
+    w->nrewritten++;
+}
+
 static void
 rw_free(struct rw *w)
 {
@@ -1310,6 +1362,8 @@ valid_opts(const struct dash_opts *o)
     if (o->nested_query != NULL && (!printable(o->nested_query, strlen(o->nested_query)) ||
                                     strchr(o->nested_query, '#') != NULL))
         return false;
+    if (o->steering_uri != NULL && !valid_url(o->steering_uri, strlen(o->steering_uri), false))
+        return false;
     return true;
 }
 
@@ -1439,6 +1493,8 @@ dash_rewrite(const char *in, size_t len, const struct dash_opts *o, struct buf *
     w.err = DASH_OK;
 
     rewrite(&w);
+    if (w.err == DASH_OK && o->steering_uri != NULL)
+        inject_steering(&w);
     st = w.err;
     if (st != DASH_OK)
         goto out;

@@ -12,6 +12,7 @@
 #include "steerd/fetch.h"
 #include "steerd/geo.h"
 #include "steerd/h_redirect.h"
+#include "steerd/h_steer.h"
 #include "steerd/hls.h"
 #include "steerd/http.h"
 #include "steerd/httpparse.h"
@@ -243,6 +244,12 @@ render(struct mworker *mw, const struct snap *snap, const struct decision *d, en
     size_t cap = output_cap(len, d->nrank);
 
     snprintf(nq, sizeof(nq), "%s=%016" PRIx64, H_MANIFEST_SESSION_PARAM, d->session);
+    /* steering mode: the session's steering server URL (it carries steerd_s, so an answer
+     * holding it is never reused for another session); none without public_base_url */
+    char steer[CFG_URL_MAX + 64];
+    bool steering = cfg->manifest_mode == CFG_MANIFEST_STEERING &&
+                    h_steer_server_uri(cfg, kind == MCACHE_HLS ? STEERING_HLS : STEERING_DASH,
+                                       d->session, steer, sizeof(steer)) > 0;
     buf_free(&mw->scratch);
     if (kind == MCACHE_HLS) {
         struct hls_target t[CFG_MAX_CDNS];
@@ -259,6 +266,8 @@ render(struct mworker *mw, const struct snap *snap, const struct decision *d, en
             .self_base = self,
             .nested_query = nq,
             .redundant = cfg->manifest.redundant_streams,
+            .steering_uri = steering ? steer : NULL,
+            .steering_keep = cfg->steering.existing_tag == CFG_STEERING_KEEP,
             .max_output = cap,
         };
         buf_init(&mw->scratch, cap + 2 * HLS_MAX_LINE + ORIGIN_URL_MAX);
@@ -296,6 +305,9 @@ render(struct mworker *mw, const struct snap *snap, const struct decision *d, en
         .ncdns = n,
         .self_base = self,
         .nested_query = nq,
+        .steering_uri = steering ? steer : NULL,
+        .query_before_start = cfg->steering.query_before_start,
+        .steering_keep = cfg->steering.existing_tag == CFG_STEERING_KEEP,
         .max_input = cfg->origin.max_manifest_bytes,
         .max_output = cap,
     };

@@ -1,5 +1,6 @@
 #include "steerd/hls.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "steerd/url.h"
@@ -121,6 +122,12 @@ struct rw {
     size_t fast_rem_len;
 
     bool copies; /* redundant copies are written */
+    /* steering mode (hls_opts.steering_uri) applies to this playlist */
+    bool steer;
+    const char *keep_pathway; /* origin pathway whose variants are kept, NULL: all */
+    size_t keep_pathway_len;
+    bool skip_variant; /* the pending EXT-X-STREAM-INF is of another origin pathway */
+    size_t nvariants, niframes, nrenditions; /* STABLE-*-ID ordinals */
     uint64_t groups[GROUP_BLOOM_BITS / 64];
 
     const char *pend; /* input not yet copied to out */
@@ -354,7 +361,7 @@ target_for(const struct rw *w, enum dest d, size_t k)
         t.base = w->o->self_base;
         t.base_len = w->self_len;
         t.nested_extras = true;
-        t.pin = w->copies && k > 0;
+        t.pin = (w->copies && k > 0) || w->steer;
     }
     return t;
 }
@@ -748,6 +755,279 @@ parse_ms(const char *s, size_t n)
     return ms > UINT32_MAX ? 0 : (uint32_t)ms;
 }
 
+/* ---- Content Steering ------------------------------------------------------------------ */
+
+/* The PATHWAY-ID value of an attribute list, or NULL. */
+static const char *
+pathway_of(const char *val, const char *e, size_t *len)
+{
+    struct attr a;
+    const char *p = val;
+    if (!may_have_attr(val, e, "PATHWAY-ID=", 11))
+        return NULL;
+    while (next_attr(&p, e, &a)) {
+        if (eq(a.name, a.name_len, "PATHWAY-ID")) {
+            *len = a.val_len;
+            return a.val;
+        }
+    }
+    return NULL;
+}
+
+/* Whether a variant line belongs to the origin pathway kept in steering mode. */
+static bool
+pathway_kept(const struct rw *w, const char *val, const char *e)
+{
+    size_t n = 0;
+    const char *id;
+    if (w->keep_pathway == NULL)
+        return true;
+    id = pathway_of(val, e, &n);
+    return id != NULL && n == w->keep_pathway_len && memcmp(id, w->keep_pathway, n) == 0;
+}
+
+/* Look-ahead for steering mode: a multivariant playlist with variants (no media-playlist
+ * tags), not keeping an origin steering tag. Collects the groups to copy and the origin's
+ * first pathway. */
+static bool
+prescan_steering(struct rw *w, const char *in, const char *e)
+{
+    struct line l;
+    const char *p = in;
+    bool variants = false;
+    while (next_line(&p, e, &l)) {
+        if (!is_tag(&l))
+            continue;
+        const char *val;
+        struct attr a;
+        const char *q;
+        switch (tag_of(&l, &val)) {
+        case TAG_TARGETDURATION:
+        case TAG_PART_INF:
+            return false;
+        case TAG_CONTENT_STEERING:
+            if (w->o->steering_keep)
+                return false;
+            break;
+        case TAG_NOATTR:
+            if (l.end - l.start >= 7 && memcmp(l.start, "#EXTINF", 7) == 0)
+                return false;
+            break;
+        case TAG_STREAM_INF:
+            variants = true;
+            if (w->keep_pathway == NULL) {
+                size_t n = 0;
+                const char *id = pathway_of(val, l.end, &n);
+                if (id != NULL) {
+                    w->keep_pathway = id;
+                    w->keep_pathway_len = n;
+                }
+            }
+            break;
+        case TAG_IFRAME_INF:
+            variants = true;
+            break;
+        case TAG_MEDIA: {
+            enum gtype t = GT_NONE;
+            const char *g = NULL;
+            size_t glen = 0;
+            bool uri = false;
+            q = val;
+            while (next_attr(&q, l.end, &a)) {
+                if (eq(a.name, a.name_len, "TYPE")) {
+                    t = gtype_of_media(a.val, a.val_len);
+                } else if (eq(a.name, a.name_len, "GROUP-ID")) {
+                    g = a.val;
+                    glen = a.val_len;
+                } else if (eq(a.name, a.name_len, "URI") && a.quoted) {
+                    uri = true;
+                }
+            }
+            if (uri && g != NULL && t != GT_NONE)
+                group_add(w, t, g, glen);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    return variants;
+}
+
+static void
+put_ordinal_id(struct rw *w, const char *attr, char prefix, size_t ordinal)
+{
+    char num[48];
+    int n = snprintf(num, sizeof(num), ",%s=\"%c%zu\"", attr, prefix, ordinal);
+    if (n > 0 && (size_t)n < sizeof(num))
+        put(w, num, (size_t)n);
+}
+
+/* Writes the line l (EXT-X-STREAM-INF, -I-FRAME-STREAM-INF or -MEDIA) for pathway cdns[k],
+ * without its line ending: URIs for that CDN, the origin's PATHWAY-ID dropped, copied groups
+ * renamed "<group>-<id>", then PATHWAY-ID (variants) and a STABLE-*-ID when there is none. */
+static void
+put_steer_copy(struct rw *w, const struct line *l, enum tag tag, enum gtype media_type, size_t k,
+               size_t ordinal)
+{
+    const char *val;
+    (void)tag_of(l, &val);
+    const char *cur = l->start;
+    const char *p = val;
+    const char *id = w->o->cdns[k].id;
+    bool variant = tag == TAG_STREAM_INF || tag == TAG_IFRAME_INF;
+    const char *stable = variant ? "STABLE-VARIANT-ID" : "STABLE-RENDITION-ID";
+    bool has_stable = false;
+    struct attr a;
+
+    while (next_attr(&p, l->end, &a)) {
+        if (eq(a.name, a.name_len, "URI") && a.quoted) {
+            put(w, cur, (size_t)(a.val - cur));
+            put_uri(w, a.val, a.val_len, dest_of(tag), k, true);
+            cur = a.val + a.val_len;
+            continue;
+        }
+        if (variant && eq(a.name, a.name_len, "PATHWAY-ID")) {
+            const char *aend = a.val + a.val_len + (a.quoted ? 1 : 0);
+            const char *stop = a.name;
+            if (stop > val && stop[-1] == ',')
+                stop--;
+            else if (aend < l->end && *aend == ',')
+                aend++;
+            put(w, cur, (size_t)(stop - cur));
+            cur = aend;
+            continue;
+        }
+        has_stable |= eq(a.name, a.name_len, stable);
+        bool rename = false;
+        if (tag == TAG_MEDIA && eq(a.name, a.name_len, "GROUP-ID"))
+            rename = media_type != GT_NONE;
+        else if (variant)
+            rename = group_copied(w, gtype_of_ref(a.name, a.name_len), a.val, a.val_len);
+        if (rename) {
+            put(w, cur, (size_t)(a.val + a.val_len - cur));
+            put(w, "-", 1);
+            put(w, id, strlen(id));
+            cur = a.val + a.val_len;
+        }
+    }
+    put(w, cur, (size_t)(l->end - cur));
+    if (variant) {
+        put(w, ",PATHWAY-ID=\"", 13);
+        put(w, id, strlen(id));
+        put(w, "\"", 1);
+    }
+    if (!has_stable)
+        put_ordinal_id(w, stable,
+                       tag == TAG_MEDIA        ? 'r'
+                       : tag == TAG_IFRAME_INF ? 'i'
+                                               : 'v',
+                       ordinal);
+}
+
+/* Writes one copy of l per CDN (the line itself is skipped). */
+static void
+put_steer_copies(struct rw *w, const struct line *l, enum tag tag, enum gtype media_type,
+                 size_t ordinal)
+{
+    flush_to(w, l->start);
+    w->pend = l->next;
+    for (size_t k = 0; k < w->o->ncdns; k++) {
+        if (k > 0)
+            put_sep_if_needed(w, l);
+        put_steer_copy(w, l, tag, media_type, k, ordinal);
+        put_eol(w, l);
+    }
+}
+
+/* Steering mode's handling of a tag line; false when the line is left to do_tag. */
+static bool
+steer_tag(struct rw *w, const struct line *l, enum tag tag, const char *val)
+{
+    struct attr a;
+    const char *p;
+    switch (tag) {
+    case TAG_CONTENT_STEERING: /* the origin's is replaced by steerd's */
+        w->info.has_steering_tag = true;
+        flush_to(w, l->start);
+        w->pend = l->next;
+        return true;
+    case TAG_STREAM_INF: /* written with its URI line */
+        w->info.multivariant = true;
+        w->variant_pending = true;
+        w->skip_variant = !pathway_kept(w, val, l->end);
+        w->sinf = *l;
+        flush_to(w, l->start);
+        w->pend = l->next;
+        return true;
+    case TAG_IFRAME_INF:
+        w->info.multivariant = true;
+        if (!pathway_kept(w, val, l->end)) {
+            flush_to(w, l->start);
+            w->pend = l->next;
+            return true;
+        }
+        put_steer_copies(w, l, tag, GT_NONE, w->niframes++);
+        return true;
+    case TAG_MEDIA: {
+        enum gtype t = GT_NONE;
+        const char *g = NULL;
+        size_t glen = 0;
+        w->info.multivariant = true;
+        p = val;
+        while (next_attr(&p, l->end, &a)) {
+            if (eq(a.name, a.name_len, "TYPE")) {
+                t = gtype_of_media(a.val, a.val_len);
+            } else if (eq(a.name, a.name_len, "GROUP-ID")) {
+                g = a.val;
+                glen = a.val_len;
+            }
+        }
+        if (g == NULL || !group_copied(w, t, g, glen))
+            return false;
+        put_steer_copies(w, l, tag, t, w->nrenditions++);
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* The variant's URI line in steering mode: the STREAM-INF + URI pair once per CDN. */
+static void
+steer_variant(struct rw *w, const struct line *l, const char *ref, const char *ref_end)
+{
+    flush_to(w, l->start);
+    w->pend = l->next;
+    if (w->skip_variant)
+        return;
+    size_t ord = w->nvariants++;
+    for (size_t k = 0; k < w->o->ncdns; k++) {
+        if (k > 0)
+            put_sep_if_needed(w, l);
+        put_steer_copy(w, &w->sinf, TAG_STREAM_INF, GT_NONE, k, ord);
+        put_eol(w, &w->sinf);
+        put(w, l->start, (size_t)(ref - l->start));
+        put_uri(w, ref, (size_t)(ref_end - ref), DEST_NESTED, k, false);
+        put(w, ref_end, (size_t)(l->end - ref_end));
+        put_eol(w, l);
+    }
+}
+
+/* After #EXTM3U: steerd's EXT-X-CONTENT-STEERING. */
+static void
+put_steering_tag(struct rw *w, const struct line *first)
+{
+    const char *id = w->o->cdns[0].id;
+    flush_to(w, first->next);
+    put(w, "#EXT-X-CONTENT-STEERING:SERVER-URI=\"", 36);
+    put(w, w->o->steering_uri, strlen(w->o->steering_uri));
+    put(w, "\",PATHWAY-ID=\"", 14);
+    put(w, id, strlen(id));
+    put(w, "\"", 1);
+    put_eol(w, first);
+}
+
 static void
 do_tag(struct rw *w, const struct line *l)
 {
@@ -761,6 +1041,8 @@ do_tag(struct rw *w, const struct line *l)
     enum gtype media_type = GT_NONE;
     bool copy_media = false;
 
+    if (w->steer && steer_tag(w, l, tag, val))
+        return;
     switch (tag) {
     case TAG_NOATTR:
         return;
@@ -843,6 +1125,10 @@ do_uri_line(struct rw *w, const struct line *l, const char *ref, const char *ref
 {
     bool variant = w->variant_pending;
     w->variant_pending = false;
+    if (variant && w->steer) {
+        steer_variant(w, l, ref, ref_end);
+        return;
+    }
 
     flush_to(w, ref);
     bool rewritten =
@@ -1028,6 +1314,11 @@ setup(struct rw *w, const struct hls_opts *o)
         if (!safe_config(o->nested_query, w->nq_len))
             return false;
     }
+    if (o->steering_uri != NULL) {
+        size_t n = strlen(o->steering_uri);
+        if (!url_is_http(o->steering_uri, n) || !safe_config(o->steering_uri, n))
+            return false;
+    }
     w->cdn_param = o->cdn_param ? o->cdn_param : HLS_CDN_PARAM;
     if (!safe_token(w->cdn_param))
         return false;
@@ -1133,7 +1424,9 @@ hls_rewrite(const char *in, size_t len, const struct hls_opts *o, struct buf *ou
     w.pend = in;
     w.last_eol = "\n";
     w.last_eol_len = 1;
-    if (o->redundant && o->ncdns > 1)
+    if (o->steering_uri != NULL)
+        w.steer = prescan_steering(&w, in, in + len);
+    if (!w.steer && o->redundant && o->ncdns > 1)
         w.copies = prescan_copies(&w, in, in + len);
 
     const char *p = in;
@@ -1147,6 +1440,8 @@ hls_rewrite(const char *in, size_t len, const struct hls_opts *o, struct buf *ou
         }
         if (first) {
             first = false; /* #EXTM3U */
+            if (w.steer)
+                put_steering_tag(&w, &l);
         } else if (l.start < l.end && l.start[0] == '#') {
             if (is_tag(&l))
                 do_tag(&w, &l);

@@ -5,6 +5,7 @@
 #include "steerd/cfg.h"
 #include "steerd/h_manifest.h"
 #include "steerd/h_redirect.h"
+#include "steerd/h_steer.h"
 #include "steerd/httpparse.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
@@ -84,9 +85,11 @@ router_write_error(const struct http_reqctx *ctx, int code, const char *reason, 
         stats_request(ctx->stats, STATS_ROUTE_ERROR, code);
 }
 
-/* GET/HEAD: the canonical target decides the handler. Manifests are rewritten unless
- * policy.manifest_mode is "redirect" ("steering" is rewritten like "rewrite" until steering
- * answers exist); everything else gets a 302. */
+/* GET/HEAD: the canonical target decides the handler. /steer/hls and /steer/dash are the
+ * Content Steering servers (in every manifest mode, so a player holding a steering URL keeps
+ * getting answers across a mode change). Manifests are served by h_manifest unless
+ * policy.manifest_mode is "redirect" (in "steering" mode they carry Content Steering);
+ * everything else gets a 302. */
 static int
 route_get(struct http_reqctx *ctx, struct buf *out)
 {
@@ -103,6 +106,9 @@ route_get(struct http_reqctx *ctx, struct buf *out)
         router_write_error(ctx, code, code == 414 ? "uri too long" : "bad request path", out);
         return code;
     }
+    enum steering_kind sk;
+    if (h_steer_is_steering(u.path, u.path_len, &sk))
+        return h_steer_handle(ctx, &u, out);
     if (ctx->snap->conf->cfg->manifest_mode != CFG_MANIFEST_REDIRECT &&
         h_manifest_kind_of(u.path, u.path_len) != H_MANIFEST_NONE)
         return h_manifest_handle(ctx, &u, out);

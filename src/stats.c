@@ -22,11 +22,17 @@ struct stats {
     struct dec_entry *folded;
     size_t folded_cap; /* power of two */
     size_t folded_len;
+    struct dec_entry *sfolded; /* steering by (result, cdn) name, same layout */
+    size_t sfolded_cap;
+    size_t sfolded_len;
 };
 
 static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405, 408, 413,
                                                414, 431, 500, 501, 502, 503, 504, 505, 0};
-static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest"};
+static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest",
+                                                       "steering"};
+static const char *const steer_names[STATS_STEER_N] = {"match", "mismatch", "throughput"};
+static const char *const steer_format_names[STATS_STEER_FORMAT_N] = {"hls", "dash"};
 static const char *const mcache_names[STATS_MCACHE_N] = {"hit", "miss", "coalesced",
                                                          "stale_revalidated"};
 static const char *const render_names[STATS_RENDER_N] = {"reused", "rewritten"};
@@ -90,6 +96,14 @@ stats_decision(struct stats_worker *w, uint32_t region, uint32_t cdn)
     stats_add(&w->dec[(size_t)region * ncdns + cdn], 1);
 }
 
+void
+stats_steering(struct stats_worker *w, uint32_t cdn, enum stats_steer what)
+{
+    if (w->steer == NULL || cdn >= w->dec_conf->cfg->ncdns)
+        return;
+    stats_add(&w->steer[(size_t)cdn * STATS_STEER_N + what], 1);
+}
+
 struct stats *
 stats_new(size_t nworkers)
 {
@@ -117,10 +131,16 @@ stats_free(struct stats *s)
         return;
     for (size_t i = 0; i < s->nworkers; i++) {
         free(s->workers[i].dec);
+        free(s->workers[i].steer);
         snap_conf_unref(s->workers[i].dec_conf);
     }
     free(s->workers);
     folded_free(s);
+    for (size_t i = 0; i < s->sfolded_cap; i++) {
+        free(s->sfolded[i].region);
+        free(s->sfolded[i].cdn);
+    }
+    free(s->sfolded);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -188,6 +208,46 @@ fold_worker(struct stats *s, struct stats_worker *w)
     }
 }
 
+/* Adds n to the (what, cdn) steering total; the table grows like folded. */
+static void
+sfolded_add(struct stats *s, const char *what, const char *cdn, uint64_t n)
+{
+    if (s->sfolded_len + 1 > s->sfolded_cap / 2) {
+        size_t cap = s->sfolded_cap ? s->sfolded_cap * 2 : 64;
+        struct dec_entry *t = xcalloc(cap, sizeof(*t));
+        for (size_t i = 0; i < s->sfolded_cap; i++) {
+            if (s->sfolded[i].region != NULL)
+                *table_slot(t, cap, s->sfolded[i].region, s->sfolded[i].cdn) = s->sfolded[i];
+        }
+        free(s->sfolded);
+        s->sfolded = t;
+        s->sfolded_cap = cap;
+    }
+    struct dec_entry *e = table_slot(s->sfolded, s->sfolded_cap, what, cdn);
+    if (e->region == NULL) {
+        e->region = xstrdup(what);
+        e->cdn = xstrdup(cdn);
+        s->sfolded_len++;
+    }
+    e->count += n;
+}
+
+static void
+fold_worker_steering(struct stats *s, struct stats_worker *w)
+{
+    if (w->steer == NULL)
+        return;
+    const struct cfg *c = w->dec_conf->cfg;
+    for (size_t k = 0; k < c->ncdns; k++) {
+        for (size_t r = 0; r < STATS_STEER_N; r++) {
+            uint64_t n =
+                atomic_load_explicit(&w->steer[k * STATS_STEER_N + r], memory_order_relaxed);
+            if (n)
+                sfolded_add(s, steer_names[r], c->cdns[k].id, n);
+        }
+    }
+}
+
 void
 stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf)
 {
@@ -196,11 +256,15 @@ stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf)
         return;
     size_t n = conf->cfg->nregions * conf->cfg->ncdns;
     _Atomic uint64_t *dec = xcalloc(n, sizeof(*dec));
+    _Atomic uint64_t *steer = xcalloc(conf->cfg->ncdns * STATS_STEER_N, sizeof(*steer));
     struct snap_conf *old = NULL;
 
     pthread_mutex_lock(&s->mu);
     fold_worker(s, w);
+    fold_worker_steering(s, w);
     free(w->dec);
+    free(w->steer);
+    w->steer = steer;
     old = w->dec_conf;
     w->dec = dec;
     w->dec_conf = snap_conf_ref(conf);
@@ -225,6 +289,80 @@ entry_cmp(const void *a, const void *b)
     const struct dec_entry *x = a, *y = b;
     int r = strcmp(x->region, y->region);
     return r ? r : strcmp(x->cdn, y->cdn);
+}
+
+/* The steering counters: requests by format, then compliance and throughput samples per CDN
+ * (folded totals plus every worker's live counters, merged by name). */
+static void
+write_steering(struct stats *s, struct buf *out)
+{
+    buf_puts(out, "# HELP steerd_steering_requests_total Steering manifest requests by format.\n"
+                  "# TYPE steerd_steering_requests_total counter\n");
+    for (int f = 0; f < STATS_STEER_FORMAT_N; f++) {
+        size_t off =
+            offsetof(struct stats_worker, steer_req) + (size_t)f * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_steering_requests_total{format=\"%s\"} %llu\n",
+                   steer_format_names[f], (unsigned long long)sum_workers(s, off));
+    }
+    pthread_mutex_lock(&s->mu);
+    size_t need = s->sfolded_len;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].dec_conf)
+            need += s->workers[i].dec_conf->cfg->ncdns * STATS_STEER_N;
+    }
+    size_t cap = 64;
+    while (cap < need * 2)
+        cap *= 2;
+    struct dec_entry *t = xcalloc(cap, sizeof(*t));
+    for (size_t i = 0; i < s->sfolded_cap; i++) {
+        struct dec_entry *f = &s->sfolded[i];
+        if (f->region == NULL)
+            continue;
+        struct dec_entry *e = table_slot(t, cap, f->region, f->cdn);
+        e->region = f->region;
+        e->cdn = f->cdn;
+        e->count += f->count;
+    }
+    for (size_t i = 0; i < s->nworkers; i++) {
+        struct stats_worker *w = &s->workers[i];
+        if (w->steer == NULL)
+            continue;
+        const struct cfg *c = w->dec_conf->cfg;
+        for (size_t k = 0; k < c->ncdns; k++) {
+            for (size_t r = 0; r < STATS_STEER_N; r++) {
+                uint64_t n =
+                    atomic_load_explicit(&w->steer[k * STATS_STEER_N + r], memory_order_relaxed);
+                struct dec_entry *e = table_slot(t, cap, steer_names[r], c->cdns[k].id);
+                e->region = (char *)steer_names[r]; /* borrowed, never written */
+                e->cdn = c->cdns[k].id;
+                e->count += n;
+            }
+        }
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < cap; i++) {
+        if (t[i].region != NULL)
+            t[j++] = t[i];
+    }
+    qsort(t, j, sizeof(*t), entry_cmp);
+    buf_puts(out, "# HELP steerd_steering_compliance_total Steering polls by the CDN steerd asked "
+                  "for and whether the player reported being on it.\n"
+                  "# TYPE steerd_steering_compliance_total counter\n");
+    for (size_t i = 0; i < j; i++) {
+        if (strcmp(t[i].region, "throughput") != 0)
+            buf_printf(out, "steerd_steering_compliance_total{cdn=\"%s\",result=\"%s\"} %llu\n",
+                       t[i].cdn, t[i].region, (unsigned long long)t[i].count);
+    }
+    buf_puts(out, "# HELP steerd_steering_throughput_samples_total Per-pathway throughput "
+                  "samples reported by players in steering polls.\n"
+                  "# TYPE steerd_steering_throughput_samples_total counter\n");
+    for (size_t i = 0; i < j; i++) {
+        if (strcmp(t[i].region, "throughput") == 0)
+            buf_printf(out, "steerd_steering_throughput_samples_total{cdn=\"%s\"} %llu\n", t[i].cdn,
+                       (unsigned long long)t[i].count);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(t);
 }
 
 void
@@ -346,4 +484,5 @@ stats_write_prometheus(struct stats *s, struct buf *out)
     pthread_mutex_unlock(&s->mu);
     free(t);
     (void)len;
+    write_steering(s, out);
 }

@@ -12,6 +12,7 @@
 #include "steerd/netaddr.h"
 
 struct diag;
+struct steering_keyring;
 
 #define CFG_MAX_FILE_BYTES (16u * 1024 * 1024)
 #define CFG_MAX_CDNS 64
@@ -101,6 +102,39 @@ struct cfg_manifest {
                                    references ("/path") */
 };
 
+/* Content Steering ("steering" object): GET /steer/hls, GET /steer/dash and what steering-mode
+ * manifests carry. */
+enum cfg_steering_existing { CFG_STEERING_REPLACE = 0, CFG_STEERING_KEEP };
+
+#define CFG_STEERING_MAX_CLONES 16
+#define CFG_STEERING_MAX_CLONE_PARAMS 8
+
+/* A PATHWAY-CLONES entry: pathway id cloned from base_id (a CDN id or an earlier clone) with
+ * URI-REPLACEMENT HOST (may be NULL) and PARAMS. Listed in PATHWAY-PRIORITY right after its
+ * base. */
+struct cfg_steering_clone {
+    char *id;      /* [a-z0-9-]{1,32}, not a CDN id, unique */
+    char *base_id; /* a CDN id or the id of an earlier clone */
+    char *host;    /* NULL: no HOST replacement */
+    char **param_names;
+    char **param_values;
+    size_t nparams;
+};
+
+struct cfg_steering {
+    uint32_t ttl_s;        /* 1..86400, default 30: TTL answered */
+    uint32_t ttl_min_s;    /* 1..86400, default 5: TTL clamp */
+    uint32_t ttl_max_s;    /* 1..86400, default 300, >= ttl_min_s */
+    uint32_t state_ttl_s;  /* 60..604800, default 86400: validity of the signed RELOAD-URI state */
+    uint32_t clock_skew_s; /* 0..3600, default 30 */
+    bool query_before_start;                 /* DASH @queryBeforeStart, default false */
+    enum cfg_steering_existing existing_tag; /* origin manifest already steered: default replace */
+    char *key_file; /* NULL: no signed state (RELOAD-URI carries the session hash only) */
+    struct steering_keyring *keyring; /* owned; built from key_file, NULL without one */
+    struct cfg_steering_clone *clones;
+    size_t nclones;
+};
+
 struct cfg_admin {
     char *listen; /* "host:port", default "127.0.0.1:8081" */
     char *token;  /* NULL: no auth */
@@ -135,6 +169,7 @@ struct cfg {
     enum cfg_manifest_mode manifest_mode;
 
     struct cfg_http http;
+    struct cfg_steering steering;
 
     char *log_level; /* "err|warn|notice|info|debug", default "info" */
     char *log_file;  /* NULL: stderr */
@@ -146,6 +181,12 @@ struct cfg *cfg_load(const char *path, struct diag *d);
 /* The same from memory; name is used in syntax error lines. */
 struct cfg *cfg_load_string(const char *text, size_t len, const char *name, struct diag *d);
 void cfg_free(struct cfg *c);
+
+/* Reads a steering key file: {"current_kid": N, "keys": [{"kid": 1..255, "key_hex": "<32..128
+ * hex digits>"}, ...]} (up to 8 keys). The file must not be group- or world-readable. Returns a
+ * new keyring the caller frees (steering_keyring_free), or NULL with the problems in d (they
+ * never quote key material). */
+struct steering_keyring *cfg_load_steering_keys(const char *path, struct diag *d);
 
 /* Index of the CDN / region with that id / name, or -1. */
 long cfg_cdn_index(const struct cfg *c, const char *id);

@@ -79,11 +79,19 @@ struct dash_opts {
     const char *self_base;    /* steerd's own base URL for MPD reloads, "" for path-absolute
                                  reload URLs ("/remainder"), or NULL */
     const char *nested_query; /* appended to reload URLs ("steerd_sid=s1"), or NULL */
-    size_t max_input;         /* 0 = DASH_DEFAULT_MAX_INPUT */
-    size_t max_output;        /* 0 = DASH_DEFAULT_MAX_OUTPUT */
-    size_t max_depth;         /* 0 = DASH_DEFAULT_MAX_DEPTH */
-    size_t max_attr_len;      /* 0 = DASH_DEFAULT_MAX_ATTR_LEN */
-    size_t max_nodes;         /* 0 = DASH_DEFAULT_MAX_NODES */
+    /* Content Steering (steering mode): when steering_uri is set, a
+     * <ContentSteering defaultServiceLocation="<cdns[0].id>" queryBeforeStart="true|false">
+     * steering_uri</ContentSteering> is added at MPD level before the first Period. An origin
+     * ContentSteering (MPD level or in ServiceDescription) is removed first, or, with
+     * steering_keep, kept and nothing added. */
+    const char *steering_uri; /* absolute http(s) URL, or NULL */
+    bool query_before_start;
+    bool steering_keep;
+    size_t max_input;    /* 0 = DASH_DEFAULT_MAX_INPUT */
+    size_t max_output;   /* 0 = DASH_DEFAULT_MAX_OUTPUT */
+    size_t max_depth;    /* 0 = DASH_DEFAULT_MAX_DEPTH */
+    size_t max_attr_len; /* 0 = DASH_DEFAULT_MAX_ATTR_LEN */
+    size_t max_nodes;    /* 0 = DASH_DEFAULT_MAX_NODES */
 };
 
 enum dash_status {

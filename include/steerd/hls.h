@@ -89,7 +89,20 @@ struct hls_opts {
     const char *nested_query;      /* "k=v[&k=v]" added to nested playlist URIs, or NULL */
     const char *cdn_param;         /* pin parameter name for redundant copies, NULL = default */
     bool redundant;                /* list each variant/rendition once per CDN (multivariant) */
-    size_t max_output;             /* cap on output bytes; 0 = only out->max */
+    /* Content Steering (steering mode), multivariant playlists only: when steering_uri is set,
+     * #EXT-X-CONTENT-STEERING:SERVER-URI="<steering_uri>",PATHWAY-ID="<cdns[0].id>" is written
+     * after #EXTM3U, and every EXT-X-STREAM-INF (+ URI line), EXT-X-I-FRAME-STREAM-INF and
+     * EXT-X-MEDIA of a group with a URI is written once per CDN in rank order: variants get
+     * PATHWAY-ID="<cdn id>" (replacing the origin's) and STABLE-VARIANT-ID ("v<n>", I-frame
+     * "i<n>", when the origin has none), renditions GROUP-ID "<group>-<cdn id>" (and the
+     * variants' AUDIO/SUBTITLES/VIDEO follow) and STABLE-RENDITION-ID ("r<n>" when absent);
+     * nested playlist URIs carry the pin "<cdn_param>=<cdn id>" for every CDN. An origin
+     * EXT-X-CONTENT-STEERING is dropped and only the variants of the origin's first pathway
+     * are kept (then expressed per CDN); with steering_keep such a playlist is rewritten as
+     * without steering_uri. redundant is ignored when steering applies. */
+    const char *steering_uri; /* absolute http(s) URL without '"', controls or spaces */
+    bool steering_keep;
+    size_t max_output; /* cap on output bytes; 0 = only out->max */
 };
 
 enum hls_status {

@@ -20,6 +20,7 @@ enum stats_route {
     STATS_ROUTE_OPTIONS,
     STATS_ROUTE_ERROR,
     STATS_ROUTE_MANIFEST, /* rewritten manifests and their origin errors */
+    STATS_ROUTE_STEERING, /* GET /steer/hls, /steer/dash */
     STATS_ROUTE_N
 };
 
@@ -62,6 +63,17 @@ enum stats_reject {
     STATS_REJECT_N
 };
 
+/* Content Steering, per CDN of the worker's configuration: whether the pathway a player reports
+ * being on is the one steerd asked for, and the throughput samples players reported. */
+enum stats_steer {
+    STATS_STEER_MATCH = 0,
+    STATS_STEER_MISMATCH,
+    STATS_STEER_THROUGHPUT, /* throughput samples reported for the pathway */
+    STATS_STEER_N
+};
+
+enum stats_steer_format { STATS_STEER_HLS = 0, STATS_STEER_DASH, STATS_STEER_FORMAT_N };
+
 #define STATS_CODE_N 19
 
 struct stats_worker {
@@ -76,6 +88,9 @@ struct stats_worker {
     /* Decisions for dec_conf: [region * ncdns + cdn]. Replaced only under the stats mutex. */
     struct snap_conf *dec_conf;
     _Atomic uint64_t *dec;
+    _Atomic uint64_t steer_req[STATS_STEER_FORMAT_N];
+    /* Steering per CDN of dec_conf: [cdn * STATS_STEER_N + what]; replaced with dec. */
+    _Atomic uint64_t *steer;
 };
 
 /* Index of an HTTP status in req[][]; unknown codes share the last slot. */
@@ -96,6 +111,9 @@ stats_request(struct stats_worker *w, enum stats_route route, int code)
 
 /* Counts a decision; region and cdn index the dec_conf's cfg. */
 void stats_decision(struct stats_worker *w, uint32_t region, uint32_t cdn);
+
+/* Counts a steering event for a CDN index of the dec_conf's cfg. */
+void stats_steering(struct stats_worker *w, uint32_t cdn, enum stats_steer what);
 
 /* A stats with nworkers worker slots. Caller owns it. */
 struct stats *stats_new(size_t nworkers);

@@ -14,6 +14,7 @@
 #include "steerd/cfg.h"
 #include "steerd/diag.h"
 #include "steerd/netaddr.h"
+#include "steerd/steering.h"
 #include "steerd/util.h"
 
 #ifndef FIXTURE_DIR
@@ -828,6 +829,58 @@ static const struct bad_case bad_cases[] = {
     {"log file number", "{" CDNS2 ", \"log\": {\"file\": 5}}",
      "log.file: must be a string or null"},
     {"log unknown", "{" CDNS2 ", \"log\": {\"format\": \"json\"}}", "log.format: unknown key"},
+    /* steering */
+    {"steering not object", "{" CDNS2 ", \"steering\": 5}", "steering: must be an object"},
+    {"steering unknown", "{" CDNS2 ", \"steering\": {\"ttl\": 5}}", "steering.ttl: unknown key"},
+    {"steering ttl 0", "{" CDNS2 ", \"steering\": {\"ttl_s\": 0}}",
+     "steering.ttl_s: must be an integer in 1..86400"},
+    {"steering ttl max big", "{" CDNS2 ", \"steering\": {\"ttl_max_s\": 86401}}",
+     "steering.ttl_max_s: must be an integer in 1..86400"},
+    {"steering min > max", "{" CDNS2 ", \"steering\": {\"ttl_min_s\": 60, \"ttl_max_s\": 30}}",
+     "steering.ttl_min_s: must not be greater than steering.ttl_max_s"},
+    {"steering state ttl", "{" CDNS2 ", \"steering\": {\"state_ttl_s\": 59}}",
+     "steering.state_ttl_s: must be an integer in 60..604800"},
+    {"steering skew", "{" CDNS2 ", \"steering\": {\"clock_skew_s\": 3601}}",
+     "steering.clock_skew_s: must be an integer in 0..3600"},
+    {"steering qbs", "{" CDNS2 ", \"steering\": {\"query_before_start\": 1}}",
+     "steering.query_before_start: must be true or false"},
+    {"steering existing", "{" CDNS2 ", \"steering\": {\"existing_tag\": \"merge\"}}",
+     "steering.existing_tag: must be \"replace\" or \"keep\""},
+    {"steering key file empty", "{" CDNS2 ", \"steering\": {\"key_file\": \"\"}}",
+     "steering.key_file: must be a non-empty path"},
+    {"steering key file missing",
+     "{" CDNS2 ", \"steering\": {\"key_file\": \"/nonexistent/steerd-keys.json\"}}",
+     "steering.key_file: /nonexistent/steerd-keys.json: cannot read"},
+    {"steering clones not array", "{" CDNS2 ", \"steering\": {\"clones\": {}}}",
+     "steering.clones: must be an array"},
+    {"steering clone no base", "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\"}]}}",
+     "steering.clones[0].base_id: required"},
+    {"steering clone unknown base",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"gamma\"}]}}",
+     "steering.clones[0]: base_id \"gamma\" is neither a CDN id nor an earlier clone"},
+    {"steering clone id is cdn",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"beta\", \"base_id\": \"alpha\"}]}}",
+     "steering.clones[0]: id \"beta\" is already a CDN id"},
+    {"steering clone dup",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"alpha\"},"
+     " {\"id\": \"c1\", \"base_id\": \"alpha\"}]}}",
+     "steering.clones[1]: duplicate clone id \"c1\""},
+    {"steering clone host port",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"alpha\","
+     " \"host\": \"h.example:8080\"}]}}",
+     "steering.clones[0]: invalid clone"},
+    {"steering clone param reserved",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"alpha\","
+     " \"params\": {\"a\": \"x&y\"}}]}}",
+     "steering.clones[0]: invalid clone"},
+    {"steering clone param number",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"alpha\","
+     " \"params\": {\"a\": 1}}]}}",
+     "steering.clones[0].params.a: must be a string"},
+    {"steering clone unknown key",
+     "{" CDNS2 ", \"steering\": {\"clones\": [{\"id\": \"c1\", \"base_id\": \"alpha\","
+     " \"uri\": \"x\"}]}}",
+     "steering.clones[0].uri: unknown key"},
 };
 
 static void
@@ -875,6 +928,85 @@ test_cfg_manifest_and_origin_keys(void **state)
     cfg_free(c);
     assert_int_equal(d.count, 0);
     diag_free(&d);
+}
+
+static void
+test_cfg_steering_keys(void **state)
+{
+    struct tmp *t = *state;
+    struct diag d;
+    char json[1024];
+    static const char good[] = "{\"current_kid\": 2, \"keys\": [{\"kid\": 1, \"key_hex\": "
+                               "\"00112233445566778899aabbccddeeff\"}, {\"kid\": 2, \"key_hex\": "
+                               "\"00112233445566778899AABBCCDDEEFF0011\"}]}";
+
+    diag_init(&d);
+    write_file(t->path, good, strlen(good));
+    snprintf(json, sizeof(json),
+             "{" CDNS2 ", \"steering\": {\"key_file\": \"%s\", \"ttl_s\": 7, \"clones\": "
+             "[{\"id\": \"c1\", \"base_id\": \"alpha\", \"host\": \"h.example\", "
+             "\"params\": {\"t\": \"1\"}}, {\"id\": \"c2\", \"base_id\": \"c1\"}]}}",
+             t->path);
+    struct cfg *c = load_str(json, &d);
+    if (c == NULL)
+        print_diag("good keys", &d);
+    assert_non_null(c);
+    assert_non_null(c->steering.keyring);
+    assert_int_equal(steering_keyring_current(c->steering.keyring), 2);
+    assert_int_equal(c->steering.ttl_s, 7);
+    assert_int_equal(c->steering.ttl_min_s, 5);
+    assert_int_equal(c->steering.ttl_max_s, 300);
+    assert_int_equal(c->steering.nclones, 2);
+    assert_string_equal(c->steering.clones[1].base_id, "c1");
+    assert_int_equal(c->steering.clones[0].nparams, 1);
+    cfg_free(c);
+
+    /* group- or world-readable: refused */
+    chmod(t->path, 0640);
+    c = load_str(json, &d);
+    assert_null(c);
+    assert_true(diag_has(&d, "must not be readable by group or others"));
+    diag_free(&d);
+    chmod(t->path, 0600);
+
+    static const struct {
+        const char *body, *expect;
+    } bad[] = {
+        {"[]", "must be {\"current_kid\": N"},
+        {"{\"current_kid\": 1}", "must be {\"current_kid\": N"},
+        {"{\"current_kid\": 1, \"keys\": []}", "keys: must have 1..8 entries"},
+        {"{\"current_kid\": 3, \"keys\": [{\"kid\": 1, \"key_hex\": "
+         "\"00112233445566778899aabbccddeeff\"}]}",
+         "current_kid: must be the kid of one of the keys"},
+        {"{\"current_kid\": 1, \"keys\": [{\"kid\": 0, \"key_hex\": "
+         "\"00112233445566778899aabbccddeeff\"}]}",
+         "keys[0].kid: must be an integer in 1..255"},
+        {"{\"current_kid\": 1, \"keys\": [{\"kid\": 1, \"key_hex\": \"0011\"}]}",
+         "keys[0].key_hex: must be 32..128 hex digits"},
+        {"{\"current_kid\": 1, \"keys\": [{\"kid\": 1, \"key_hex\": "
+         "\"zz112233445566778899aabbccddeeff\"}]}",
+         "keys[0].key_hex: must be hex digits"},
+        {"{\"current_kid\": 1, \"keys\": [{\"kid\": 1, \"key_hex\": "
+         "\"00112233445566778899aabbccddeeff\"}, {\"kid\": 1, \"key_hex\": "
+         "\"00112233445566778899aabbccddeeff\"}]}",
+         "keys[1].kid: duplicate key id 1"},
+        {"{\"current_kid\": 1, \"keys\": [{\"kid\": 1}]}", "keys[0]: must be {\"kid\""},
+        {"{not json", "not valid JSON"},
+    };
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
+        diag_init(&d);
+        write_file(t->path, bad[i].body, strlen(bad[i].body));
+        c = load_str(json, &d);
+        if (c != NULL || !diag_has(&d, bad[i].expect)) {
+            print_message("key file case %zu: expected \"%s\"\n", i, bad[i].expect);
+            print_diag("got", &d);
+        }
+        assert_null(c);
+        assert_true(diag_has(&d, bad[i].expect));
+        /* key material never reaches a message */
+        assert_false(diag_has(&d, "00112233"));
+        diag_free(&d);
+    }
 }
 
 static void
@@ -1282,6 +1414,7 @@ main(void)
         cmocka_unit_test(test_cfg_base_url_trailing_slash_stripped),
         cmocka_unit_test(test_cfg_accepts_good_urls),
         cmocka_unit_test(test_cfg_manifest_and_origin_keys),
+        cmocka_unit_test_setup_teardown(test_cfg_steering_keys, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_cfg_rejects_bad_configs),
         cmocka_unit_test(test_cfg_rejects_long_strings),
         cmocka_unit_test(test_cfg_one_bad_cdn_of_five_rejects_all),

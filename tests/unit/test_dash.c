@@ -204,6 +204,92 @@ test_dash_golden_fixtures(void **state)
     free(names);
 }
 
+#define STEER_URI "https://steer.example/steer/dash?steerd_s=0123456789abcdef"
+
+/* Steering mode over every fixture: golden files in expected-steering/, exactly one
+ * ContentSteering (steerd's, absolute, default = the first CDN), idempotent; with
+ * steering_keep an origin ContentSteering is left alone. */
+static void
+test_dash_steering_golden_fixtures(void **state)
+{
+    DIR *d = opendir(DASH_DIR);
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0;
+    bool regen =
+        getenv("STEERD_REGEN_GOLDEN") != NULL && strcmp(getenv("STEERD_REGEN_GOLDEN"), "1") == 0;
+
+    (void)state;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".mpd") == 0) {
+            names = xrealloc(names, (n + 1) * sizeof(*names));
+            names[n++] = xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        char path[1024], url[1024];
+        size_t in_len = 0, want_len = 0;
+        struct buf out, again;
+        struct dash_info info;
+        snprintf(path, sizeof(path), "%s/%s", DASH_DIR, names[i]);
+        snprintf(url, sizeof(url), "http://origin.example/vod/x/%s", names[i]);
+        char *in = read_file(path, &in_len);
+        assert_non_null(in);
+        struct dash_opts o = golden_opts(url);
+        o.steering_uri = STEER_URI;
+        o.query_before_start = true;
+        buf_init(&out, 0);
+        if (dash_rewrite(in, in_len, &o, &out, &info) != DASH_OK)
+            fail_msg("%s: not rewritten", names[i]);
+        assert_true(info.has_content_steering);
+        if (count_of(out.data, "ContentSteering>") != 1 ||
+            count_of(out.data, "ContentSteering defaultServiceLocation=\"alpha\" "
+                               "queryBeforeStart=\"true\">" STEER_URI "</") != 1)
+            fail_msg("%s: not exactly steerd's ContentSteering:\n%s", names[i], out.data);
+        buf_init(&again, 0);
+        assert_int_equal(dash_rewrite(out.data, out.len, &o, &again, NULL), DASH_OK);
+        if (again.len != out.len || memcmp(again.data, out.data, out.len) != 0)
+            fail_msg("%s: rewriting the output changed it again", names[i]);
+        buf_free(&again);
+        snprintf(path, sizeof(path), "%s/expected-steering/%s", DASH_DIR, names[i]);
+        if (regen) {
+            write_file(path, out.data, out.len);
+        } else {
+            char *want = read_file(path, &want_len);
+            if (want == NULL)
+                fail_msg("%s: no golden file (run with STEERD_REGEN_GOLDEN=1)", names[i]);
+            if (want_len != out.len || memcmp(want, out.data, out.len) != 0)
+                fail_msg("%s: output differs from %s:\n%s", names[i], path, out.data);
+            free(want);
+        }
+        /* keep: an origin ContentSteering stays the only one */
+        o.steering_keep = true;
+        assert_int_equal(dash_rewrite(in, in_len, &o, &out, &info), DASH_OK);
+        if (count_of(in, "ContentSteering") > 0)
+            assert_int_equal(count_of(out.data, STEER_URI), 0);
+        else
+            assert_int_equal(count_of(out.data, STEER_URI), 1);
+        buf_free(&out);
+        free(in);
+        free(names[i]);
+    }
+    free(names);
+
+    /* a steering URL that is not absolute http(s) is refused */
+    struct dash_opts o = golden_opts(MPD_URL);
+    struct buf out;
+    buf_init(&out, 0);
+    o.steering_uri = "/steer/dash";
+    assert_int_equal(dash_rewrite("<MPD/>", 6, &o, &out, NULL), DASH_BAD_OPTS);
+    o.steering_uri = "https://s.example/\n";
+    assert_int_equal(dash_rewrite("<MPD/>", 6, &o, &out, NULL), DASH_BAD_OPTS);
+    buf_free(&out);
+}
+
 /* ---- rewrite rules ---------------------------------------------------------------------- */
 
 static void
@@ -1091,6 +1177,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dash_golden_fixtures),
+        cmocka_unit_test(test_dash_steering_golden_fixtures),
         cmocka_unit_test(test_dash_rewrite_inserts_cdn_baseurls_when_none),
         cmocka_unit_test(test_dash_rewrite_replaces_mpd_level_origin_baseurls),
         cmocka_unit_test(test_dash_rewrite_keeps_relative_baseurls_below_mpd),

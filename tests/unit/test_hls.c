@@ -399,6 +399,128 @@ test_hls_golden_fixtures(void **state)
     free_names(names, n);
 }
 
+#define STEER_URI "https://steer.example/steer/hls?steerd_s=0123456789abcdef"
+
+static size_t
+count_str(const char *hay, size_t len, const char *needle)
+{
+    size_t k = 0, n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        k += memcmp(hay + i, needle, n) == 0;
+    return k;
+}
+
+/* Steering mode over every fixture: golden files in expected-steering/, one steering tag per
+ * multivariant playlist, every variant in a pathway, media playlists as without steering. */
+static void
+test_hls_steering_golden_fixtures(void **state)
+{
+    (void)state;
+    size_t n;
+    char **names = list_fixtures(&n);
+    bool regen =
+        getenv("STEERD_REGEN_GOLDEN") != NULL && strcmp(getenv("STEERD_REGEN_GOLDEN"), "1") == 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[1024], url[1024];
+        size_t in_len = 0, want_len = 0;
+        snprintf(path, sizeof(path), "%s/%s", HLS_DIR, names[i]);
+        char *in = read_file(path, &in_len);
+        assert_non_null(in);
+        snprintf(url, sizeof(url), PL "%s", names[i]);
+        struct hls_opts o = golden_opts(url);
+        o.steering_uri = STEER_URI;
+        struct buf out, plain;
+        struct hls_info info;
+        buf_init(&out, 0);
+        buf_init(&plain, 0);
+        if (hls_rewrite(in, in_len, &o, &out, &info) != HLS_OK)
+            fail_msg("%s: not rewritten", names[i]);
+        size_t tags = count_str(out.data, out.len, "#EXT-X-CONTENT-STEERING:");
+        size_t variants = count_str(out.data, out.len, "#EXT-X-STREAM-INF:");
+        size_t with_pathway = count_str(out.data, out.len, ",PATHWAY-ID=\"");
+        if (info.multivariant && variants > 0) {
+            if (tags != 1 || count_str(out.data, out.len, "SERVER-URI=\"" STEER_URI "\"") != 1)
+                fail_msg("%s: %zu steering tags", names[i], tags);
+            if (count_str(out.data, out.len, "STABLE-VARIANT-ID=") < variants)
+                fail_msg("%s: a variant without STABLE-VARIANT-ID", names[i]);
+            if (with_pathway < variants)
+                fail_msg("%s: a variant without PATHWAY-ID", names[i]);
+            if (variants % 2 != 0)
+                fail_msg("%s: variants are not listed once per CDN", names[i]);
+        } else {
+            struct hls_opts po = golden_opts(url);
+            assert_int_equal(hls_rewrite(in, in_len, &po, &plain, NULL), HLS_OK);
+            if (plain.len != out.len || memcmp(plain.data, out.data, out.len) != 0)
+                fail_msg("%s: a media playlist changed in steering mode", names[i]);
+        }
+        snprintf(path, sizeof(path), "%s/expected-steering/%s", HLS_DIR, names[i]);
+        if (regen)
+            write_file(path, out.data, out.len);
+        char *want = read_file(path, &want_len);
+        if (want == NULL)
+            fail_msg("%s: no golden file (run with STEERD_REGEN_GOLDEN=1)", names[i]);
+        if (want_len != out.len || memcmp(want, out.data, out.len) != 0)
+            fail_msg("%s: output differs from %s", names[i], path);
+        free(want);
+        buf_free(&out);
+        buf_free(&plain);
+        free(in);
+    }
+    free_names(names, n);
+}
+
+/* An origin steering tag: replaced (and only the origin's first pathway kept, per CDN), or with
+ * steering_keep left to the origin (the output is the one without steering). */
+static void
+test_hls_steering_existing_tag(void **state)
+{
+    (void)state;
+    static const char in[] =
+        "#EXTM3U\n"
+        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"https://elsewhere.example/s\",PATHWAY-ID=\"A\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"a.m3u8\"\n"
+        "#EXT-X-STREAM-INF:PATHWAY-ID=\"A\",BANDWIDTH=1,AUDIO=\"a\"\n"
+        "v.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a\",PATHWAY-ID=\"B\"\n"
+        "https://b.example/v.m3u8\n";
+    static const char want[] =
+        "#EXTM3U\n"
+        "#EXT-X-CONTENT-STEERING:SERVER-URI=\"" STEER_URI "\",PATHWAY-ID=\"alpha\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a-alpha\",NAME=\"en\",URI=\"" SELF
+        "/vod/x/a.m3u8?steerd_sid=s1&steerd_cdn=alpha\",STABLE-RENDITION-ID=\"r0\"\n"
+        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a-beta\",NAME=\"en\",URI=\"" SELF
+        "/vod/x/a.m3u8?steerd_sid=s1&steerd_cdn=beta\",STABLE-RENDITION-ID=\"r0\"\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a-alpha\",PATHWAY-ID=\"alpha\",STABLE-VARIANT-ID="
+        "\"v0\"\n" SELF "/vod/x/v.m3u8?steerd_sid=s1&steerd_cdn=alpha\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO=\"a-beta\",PATHWAY-ID=\"beta\",STABLE-VARIANT-ID="
+        "\"v0\"\n" SELF "/vod/x/v.m3u8?steerd_sid=s1&steerd_cdn=beta\n";
+    struct hls_opts o = golden_opts(PL "main.m3u8");
+    o.steering_uri = STEER_URI;
+    struct buf out, plain;
+    struct hls_info info;
+    buf_init(&out, 0);
+    buf_init(&plain, 0);
+    assert_int_equal(hls_rewrite(in, sizeof(in) - 1, &o, &out, &info), HLS_OK);
+    assert_true(info.has_steering_tag);
+    if (strcmp(out.data, want) != 0)
+        fail_msg("got:\n%s\nwant:\n%s", out.data, want);
+
+    o.steering_keep = true;
+    assert_int_equal(hls_rewrite(in, sizeof(in) - 1, &o, &out, NULL), HLS_OK);
+    struct hls_opts po = golden_opts(PL "main.m3u8");
+    assert_int_equal(hls_rewrite(in, sizeof(in) - 1, &po, &plain, NULL), HLS_OK);
+    assert_string_equal(out.data, plain.data);
+    assert_non_null(strstr(out.data, "elsewhere.example"));
+
+    /* a SERVER-URI that could break out of its quotes is refused */
+    o.steering_uri = "https://steer.example/s?\"x";
+    assert_int_equal(hls_rewrite(in, sizeof(in) - 1, &o, &out, NULL), HLS_BAD);
+    o.steering_uri = "/relative";
+    assert_int_equal(hls_rewrite(in, sizeof(in) - 1, &o, &out, NULL), HLS_BAD);
+    buf_free(&out);
+    buf_free(&plain);
+}
+
 static void
 test_hls_fixture_properties(void **state)
 {
@@ -959,6 +1081,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hls_golden_fixtures),
+        cmocka_unit_test(test_hls_steering_golden_fixtures),
+        cmocka_unit_test(test_hls_steering_existing_tag),
         cmocka_unit_test(test_hls_fixture_properties),
         cmocka_unit_test(test_hls_rewrite_keeps_line_endings),
         cmocka_unit_test(test_hls_rewrite_accepts_bom_and_utf8),
