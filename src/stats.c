@@ -24,16 +24,18 @@ struct stats {
     size_t folded_len;
 };
 
-static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405, 408, 413,
-                                               414, 431, 500, 501, 502, 503, 504, 505, 0};
-static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest"};
+static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405,
+                                               408, 413, 414, 431, 500, 501, 502, 503,
+                                               504, 505, 411, 415, 429, 0};
+static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest",
+                                                       "beacon"};
 static const char *const mcache_names[STATS_MCACHE_N] = {"hit", "miss", "coalesced",
                                                          "stale_revalidated"};
 static const char *const origin_names[STATS_ORIGIN_N] = {
     "ok", "not_modified", "http_error", "timeout", "too_large", "failed", "local_error"};
 static const char *const reject_names[STATS_REJECT_N] = {
     "bad_request", "bad_path", "uri_too_long", "headers_too_large", "header_timeout",
-    "method",      "body",     "version",      "not_implemented"};
+    "method",      "body",     "version",      "not_implemented",   "body_timeout"};
 
 int
 stats_code_index(int code)
@@ -75,6 +77,12 @@ stats_code_index(int code)
         return 16;
     case 505:
         return 17;
+    case 411:
+        return 18;
+    case 415:
+        return 19;
+    case 429:
+        return 20;
     default:
         return STATS_CODE_N - 1;
     }
