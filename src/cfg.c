@@ -154,7 +154,7 @@ static const struct field beacon_fields[] = {
     F_U32("rate_per_s", struct cfg_beacon, rate_per_s, 1, 1000000, 50),
     F_U32("burst", struct cfg_beacon, burst, 1, 1000000, 100),
     F_U32("max_sources", struct cfg_beacon, max_sources, 8, 10000000, 65536),
-    F_U32("queue_per_worker", struct cfg_beacon, queue_per_worker, 64, 1048576, 16384),
+    F_U32("queue_per_worker", struct cfg_beacon, queue_per_worker, 64, 1048576, 65536),
 };
 
 static const struct field probe_fields[] = {

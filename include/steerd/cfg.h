@@ -87,7 +87,7 @@ struct cfg_beacon {
                                   carrying CMCD) */
     uint32_t burst;            /* 1..1000000, default 100 */
     uint32_t max_sources;      /* 8..10000000, default 65536: sources tracked per worker */
-    uint32_t queue_per_worker; /* 64..1048576, default 16384: samples waiting for the control
+    uint32_t queue_per_worker; /* 64..1048576, default 65536: samples waiting for the control
                                   thread per worker; more are dropped (counted) */
 };
 

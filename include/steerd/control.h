@@ -31,7 +31,7 @@ void control_free(struct control *c);
  * struct obs the control owns (control_beacon_obs): drained every CONTROL_BEACON_TICK_MS,
  * reconciled with each configuration. Call once, before control_start. */
 void control_set_beacons(struct control *c, struct beacon_hub *hub);
-#define CONTROL_BEACON_TICK_MS 100
+#define CONTROL_BEACON_TICK_MS 50
 
 /* The beacon aggregates (borrowed; NULL before control_set_beacons). Control thread only. */
 const struct obs *control_beacon_obs(const struct control *c);

@@ -310,7 +310,7 @@ test_cfg_empty_policy_defaults(void **state)
     assert_int_equal(c->beacon.rate_per_s, 50);
     assert_int_equal(c->beacon.burst, 100);
     assert_int_equal(c->beacon.max_sources, 65536);
-    assert_int_equal(c->beacon.queue_per_worker, 16384);
+    assert_int_equal(c->beacon.queue_per_worker, 65536);
     assert_string_equal(c->log_level, "info");
     assert_null(c->log_file);
     assert_int_equal(c->origin.timeout_ms, 5000);
