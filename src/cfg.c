@@ -99,7 +99,7 @@ static const struct field top_fields[] = {
     F_OTHER("regions", false),  F_OTHER("default_region", false),
     F_OTHER("cdns", true),      F_OTHER("policy", false),
     F_OTHER("http", false),     F_OTHER("log", false),
-    F_OTHER("manifest", false), F_OTHER("steering", false),
+    F_OTHER("manifest", false), F_OTHER("steering", false), F_OTHER("beacon", false),
 };
 
 static const struct field admin_fields[] = {
@@ -166,6 +166,15 @@ static const struct field http_fields[] = {
     F_U32("write_timeout_ms", struct cfg_http, write_timeout_ms, 100, 600000, 30000),
     F_U32("max_connections", struct cfg_http, max_connections, 1, 1000000, 10000),
     F_U32("shutdown_grace_ms", struct cfg_http, shutdown_grace_ms, 0, 600000, 5000),
+    F_U32("max_body_bytes", struct cfg_http, max_body_bytes, 0, 1048576, 65536),
+    F_U32("body_timeout_ms", struct cfg_http, body_timeout_ms, 100, 600000, 10000),
+};
+
+static const struct field beacon_fields[] = {
+    F_U32("rate_per_s", struct cfg_beacon, rate_per_s, 1, 1000000, 50),
+    F_U32("burst", struct cfg_beacon, burst, 1, 1000000, 100),
+    F_U32("max_sources", struct cfg_beacon, max_sources, 8, 10000000, 65536),
+    F_U32("queue_per_worker", struct cfg_beacon, queue_per_worker, 64, 1048576, 65536),
 };
 
 static const struct field probe_fields[] = {
@@ -1471,6 +1480,7 @@ set_defaults(struct cfg *c)
     apply_defaults(log_fields, UTIL_ARRAY_LEN(log_fields), c);
     apply_defaults(manifest_fields, UTIL_ARRAY_LEN(manifest_fields), &c->manifest);
     apply_defaults(steering_fields, UTIL_ARRAY_LEN(steering_fields), &c->steering);
+    apply_defaults(beacon_fields, UTIL_ARRAY_LEN(beacon_fields), &c->beacon);
     c->listen = xcalloc(1, sizeof(*c->listen));
     c->listen[0] = xstrdup(DEFAULT_LISTEN);
     c->nlisten = 1;
@@ -1519,6 +1529,8 @@ from_json(json_t *root, const char *name, struct diag *d)
         strip_base_url(c->manifest.public_base_url);
     if ((v = json_object_get(root, "steering")) != NULL)
         load_steering(&x, c, v);
+    if ((v = json_object_get(root, "beacon")) != NULL)
+        LOAD_OBJECT(&x, v, beacon_fields, &c->beacon, "beacon");
 
     if (x.nerr > 0) {
         cfg_free(c);

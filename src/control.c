@@ -7,11 +7,13 @@
 
 #include <event2/event.h>
 
+#include "steerd/beacon.h"
 #include "steerd/cfg.h"
 #include "steerd/diag.h"
 #include "steerd/health.h"
 #include "steerd/http.h"
 #include "steerd/log.h"
+#include "steerd/obs.h"
 #include "steerd/probe.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
@@ -34,6 +36,10 @@ struct control {
     uint64_t started_ms;
     bool stopping, forced;
     bool all_down;
+    /* Beacon ingestion: the workers' rings (borrowed) drained into beacon_obs every tick. */
+    struct beacon_hub *beacon_hub;
+    struct obs *beacon_obs;
+    struct event *beacon_tick;
 };
 
 static void
@@ -86,16 +92,57 @@ control_free(struct control *c)
     if (c == NULL)
         return;
     probe_free(c->probe);
-    struct event *evs[] = {c->sig_hup, c->sig_term, c->sig_int, c->sig_usr1, c->drain_poll};
+    struct event *evs[] = {c->sig_hup,  c->sig_term,   c->sig_int,
+                           c->sig_usr1, c->drain_poll, c->beacon_tick};
     for (size_t i = 0; i < UTIL_ARRAY_LEN(evs); i++) {
         if (evs[i])
             event_free(evs[i]);
     }
     health_free(c->health);
+    obs_free(c->beacon_obs);
     snap_unref(c->snap);
     snap_conf_unref(c->conf);
     free(c->cfg_path);
     free(c);
+}
+
+/* The beacon obs and the hub follow the current configuration (cells of CDNs and regions that
+ * stay keep their history; queued samples of the previous generation are dropped). */
+static void
+beacon_sync(struct control *c)
+{
+    if (c->beacon_hub == NULL)
+        return;
+    obs_reconcile(c->beacon_obs, c->conf->cfg);
+    beacon_hub_set_conf(c->beacon_hub, c->conf->cfg, c->conf->generation);
+}
+
+static void
+on_beacon_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct control *c = arg;
+    (void)fd;
+    (void)what;
+    beacon_drain(c->beacon_hub, c->beacon_obs, util_now_ms());
+}
+
+void
+control_set_beacons(struct control *c, struct beacon_hub *hub)
+{
+    struct obs_params p;
+    obs_params_default(&p);
+    c->beacon_hub = hub;
+    c->beacon_obs = obs_new(&p);
+    beacon_sync(c);
+    c->beacon_tick = event_new(c->base, -1, EV_PERSIST, on_beacon_tick, c);
+    struct timeval tv = {0, CONTROL_BEACON_TICK_MS * 1000};
+    event_add(c->beacon_tick, &tv);
+}
+
+const struct obs *
+control_beacon_obs(const struct control *c)
+{
+    return c->beacon_obs;
 }
 
 static void
@@ -184,6 +231,7 @@ control_reload(struct control *c, struct diag *d)
     c->conf = nc;
     c->generation = nc->generation;
     health_reconcile(c->health, ncfg);
+    beacon_sync(c);
     if (c->probe != NULL && probe_set_targets(c->probe, ncfg) != 0)
         log_msg(LOG_ERR, "control", "probes could not be updated; health kept as it was");
     publish(c);
@@ -359,6 +407,8 @@ control_write_metrics(const struct control *c, struct buf *out)
                        h->last_total_ms / 1000.0);
     }
     stats_write_prometheus(c->stats, out);
+    if (c->beacon_hub != NULL)
+        beacon_hub_write_prometheus(c->beacon_hub, out);
 }
 
 static void

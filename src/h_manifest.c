@@ -11,6 +11,7 @@
 #include "steerd/dash.h"
 #include "steerd/fetch.h"
 #include "steerd/geo.h"
+#include "steerd/h_beacon.h"
 #include "steerd/h_redirect.h"
 #include "steerd/h_steer.h"
 #include "steerd/hls.h"
@@ -172,6 +173,7 @@ decide(const struct http_reqctx *ctx, const struct uri_parts *u, struct decision
         if (pin < 0 || ranked[i] != (uint32_t)pin)
             d->rank[d->nrank++] = ranked[i];
     }
+    h_beacon_note_request(ctx, u, &client, gc.region, d->rank[0]);
 }
 
 /* origin.base_url + path + the query without steerd_* and CMCD (what the origin serves does not

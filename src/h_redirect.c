@@ -5,6 +5,7 @@
 
 #include "steerd/cfg.h"
 #include "steerd/cmcd.h"
+#include "steerd/h_beacon.h"
 #include "steerd/httpparse.h"
 #include "steerd/router.h"
 #include "steerd/snap.h"
@@ -132,6 +133,7 @@ h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf
 
     stats_request(ctx->stats, STATS_ROUTE_REDIRECT, 302);
     stats_decision(ctx->stats, gc.region, d.cdn);
+    h_beacon_note_request(ctx, u, &client, gc.region, d.cdn);
     return 302;
 }
 

@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "steerd/beacon.h"
 #include "steerd/cfg.h"
 #include "steerd/diag.h"
 #include "steerd/httpparse.h"
@@ -29,6 +30,7 @@
 #include "steerd/util.h"
 
 #define IN_INITIAL 4096
+#define IN_KEEP_CAP (32 * 1024) /* an idle connection's input buffer shrinks back past this */
 #define OUT_HIGH_WATER (64 * 1024)
 #define OUT_KEEP_CAP (16 * 1024)
 #define LINGER_MS 2000
@@ -41,7 +43,8 @@ enum conn_state {
     CONN_HEAD,   /* waiting for (the rest of) a request head; header deadline runs */
     CONN_IDLE,   /* keep-alive, nothing buffered; idle deadline runs */
     CONN_LINGER, /* answer sent, write side shut; discarding input until EOF or deadline */
-    CONN_WAIT    /* a handler answers asynchronously; input is neither read nor parsed */
+    CONN_WAIT,   /* a handler answers asynchronously; input is neither read nor parsed */
+    CONN_BODY    /* a head was parsed; waiting for the rest of its body; body deadline runs */
 };
 
 struct worker;
@@ -61,6 +64,8 @@ struct conn {
     enum conn_state state;
     bool closing;             /* linger-close once out is flushed */
     bool blocked;             /* waiting for the socket to become writable */
+    bool continue_sent;       /* "100 Continue" answered for the body being read */
+    size_t body_need;         /* in CONN_BODY: bytes of head + body the pending request needs */
     struct http_async *async; /* the pending asynchronous answer in CONN_WAIT */
 };
 
@@ -116,6 +121,7 @@ struct http_server {
     struct stats *stats;
     _Atomic uint32_t running; /* worker threads not yet finished */
     struct http_hooks hooks;
+    struct beacon_hub *beacons; /* borrowed; NULL: no beacon ingestion */
 };
 
 /* ---- sockets ---------------------------------------------------------------------------- */
@@ -417,6 +423,40 @@ reject_text(enum httpp_status st)
     }
 }
 
+/* The head of a request whose route takes a body is complete at in[0..). Decides whether its
+ * body is acceptable and all there. Returns 0 when the whole request (head_len + body) is
+ * buffered; 1 when more bytes are needed (state CONN_BODY, body deadline set on entry); or an
+ * error status code (411, 413) to answer, closing the connection. */
+static int
+body_ready(struct conn *c, const struct httpp_request *req, size_t avail)
+{
+    const struct cfg_http *h = &c->w->snap->conf->cfg->http;
+
+    /* Chunked bodies are not taken: beacon bodies are small and players send Content-Length. */
+    if (req->chunked || req->content_length < 0)
+        return 411;
+    if ((uint64_t)req->content_length > h->max_body_bytes)
+        return 413;
+    size_t need = req->head_len + (size_t)req->content_length;
+    if (avail >= need) {
+        c->body_need = 0;
+        c->continue_sent = false;
+        if (c->state == CONN_BODY)
+            c->state = CONN_HEAD; /* set properly once the request is consumed */
+        return 0;
+    }
+    if (c->state != CONN_BODY) {
+        c->state = CONN_BODY;
+        c->deadline_ms = c->w->now_ms + h->body_timeout_ms;
+    }
+    c->body_need = need;
+    if (req->expect_continue && !c->continue_sent) {
+        buf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        c->continue_sent = true;
+    }
+    return 1;
+}
+
 /* Answers every complete request head in the input buffer (pipelining), then writes. */
 static void
 conn_process(struct conn *c)
@@ -460,8 +500,29 @@ conn_process(struct conn *c)
             ctx.req = &req;
             ctx.head = req.method_id == HTTPP_HEAD;
             ctx.close = !req.keep_alive || w->draining;
+            size_t used = req.head_len;
+            if (router_wants_body(&req)) {
+                int b = body_ready(c, &req, c->in_len - off);
+                if (b == 1) {
+                    incomplete = true;
+                    break;
+                }
+                if (b != 0) {
+                    stats_add(&w->stats->rejected[STATS_REJECT_BODY], 1);
+                    ctx.close = true;
+                    router_write_error(&ctx, b,
+                                       b == 413 ? "request body too large"
+                                                : "Content-Length required (no chunked bodies)",
+                                       &c->out);
+                    c->closing = true;
+                    break;
+                }
+                ctx.body = c->in + off + req.head_len;
+                ctx.body_len = (size_t)req.content_length;
+                used += ctx.body_len;
+            }
             int code = router_handle(&ctx, &c->out);
-            off += req.head_len;
+            off += used;
             if (code == ROUTER_ASYNC) {
                 /* http_async_begin put the connection in CONN_WAIT; the token keeps close. */
                 continue;
@@ -478,13 +539,21 @@ conn_process(struct conn *c)
         if (off > 0) {
             memmove(c->in, c->in + off, c->in_len - off);
             c->in_len -= off;
-            if (c->in_len == 0) {
+            if (c->state == CONN_BODY) {
+                /* the body deadline set in body_ready stands */
+            } else if (c->in_len == 0) {
                 c->state = CONN_IDLE;
                 c->deadline_ms = w->now_ms + snap->conf->cfg->http.keepalive_timeout_ms;
             } else {
                 c->state = CONN_HEAD;
                 c->deadline_ms = w->now_ms + snap->conf->cfg->http.header_timeout_ms;
             }
+        }
+        if (c->in_len == 0 && c->in_cap > IN_KEEP_CAP) {
+            /* A large body is gone: idle keep-alive connections keep a small buffer. */
+            free(c->in);
+            c->in = xmalloc(IN_INITIAL);
+            c->in_cap = IN_INITIAL;
         }
         if (conn_flush(c) != 0)
             return;
@@ -511,6 +580,8 @@ on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (c->in_len == c->in_cap) {
         size_t max = (size_t)w->snap->conf->cfg->http.max_header_bytes + 1;
+        if (c->state == CONN_BODY && c->body_need > max)
+            max = c->body_need; /* head + body, capped by http.max_body_bytes in body_ready */
         if (c->in_cap >= max) {
             conn_close(c); /* cannot happen: the parser answers 431 first */
             return;
@@ -616,11 +687,14 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 static void
 timeout_conn(struct worker *w, struct conn *c)
 {
+    bool body = c->state == CONN_BODY;
+
     if (c->in_len == 0) {
         conn_close(c);
         return;
     }
-    /* A request head that did not complete in time (slowloris): 408, then close. */
+    /* A request head (slowloris) or body (slow POST) that did not complete in time: 408, then
+     * close. */
     struct http_reqctx ctx = {
         .snap = w->snap,
         .peer = &c->peer,
@@ -630,8 +704,10 @@ timeout_conn(struct worker *w, struct conn *c)
         .date_len = w->date_len,
         .close = true,
     };
-    stats_add(&w->stats->rejected[STATS_REJECT_HEADER_TIMEOUT], 1);
-    router_write_error(&ctx, 408, "request header timeout", &c->out);
+    stats_add(&w->stats->rejected[body ? STATS_REJECT_BODY_TIMEOUT : STATS_REJECT_HEADER_TIMEOUT],
+              1);
+    router_write_error(&ctx, 408, body ? "request body timeout" : "request header timeout",
+                       &c->out);
     c->closing = true;
     c->in_len = 0;
     conn_flush(c);
@@ -662,7 +738,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         }
         if (w->now_ms < c->deadline_ms)
             continue;
-        if (c->state == CONN_HEAD && !c->closing)
+        if ((c->state == CONN_HEAD || c->state == CONN_BODY) && !c->closing)
             timeout_conn(w, c);
         else
             conn_close(c);
@@ -750,6 +826,8 @@ http_server_start(struct http_server *s, struct snap *initial, struct diag *d)
         }
         w->env =
             (struct http_env){.worker = k, .base = w->base, .server = s, .shared = s->hooks.shared};
+        if (s->beacons != NULL)
+            w->env.beacon = beacon_hub_worker(s->beacons, k);
         atomic_init(&w->inbox, snap_ref(initial));
         worker_adopt(w);
         worker_clock(w);
@@ -871,6 +949,12 @@ void
 http_server_set_hooks(struct http_server *s, const struct http_hooks *hooks)
 {
     s->hooks = *hooks;
+}
+
+void
+http_server_set_beacons(struct http_server *s, struct beacon_hub *hub)
+{
+    s->beacons = hub;
 }
 
 int

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "steerd/beacon.h"
 #include "steerd/cfg.h"
 #include "steerd/control.h"
 #include "steerd/dash.h"
@@ -37,6 +38,7 @@ struct app {
     struct control *ctl;
     struct h_admin *admin;
     struct mcache *mcache;
+    struct beacon_hub *beacons;
     bool dash_ready;
 };
 
@@ -185,6 +187,15 @@ main(int argc, char **argv)
     dash_global_init(); /* libxml2's globals, before any worker thread rewrites an MPD */
     app.dash_ready = true;
     app.stats = stats_new(app.workers);
+    /* Beacon queues and rate limiters are sized once, from the start-up configuration. */
+    struct beacon_params bp = {
+        .nworkers = app.workers,
+        .queue_per_worker = conf->cfg->beacon.queue_per_worker,
+        .max_sources = conf->cfg->beacon.max_sources,
+        .rate_per_s = conf->cfg->beacon.rate_per_s,
+        .burst = conf->cfg->beacon.burst,
+    };
+    app.beacons = beacon_hub_new(&bp);
     app.base = event_base_new();
     app.http = http_server_new(conf->cfg, app.workers, app.stats, &d);
     if (app.base == NULL || app.http == NULL)
@@ -195,8 +206,10 @@ main(int argc, char **argv)
         .worker_stop = h_manifest_worker_stop,
     };
     http_server_set_hooks(app.http, &hooks);
+    http_server_set_beacons(app.http, app.beacons);
     char *admin_listen = xstrdup(conf->cfg->admin.listen);
     app.ctl = control_new(app.base, app.cfg_path, &conf, app.http, app.stats);
+    control_set_beacons(app.ctl, app.beacons);
     app.admin = h_admin_new(app.base, admin_listen, app.ctl, &d);
     free(admin_listen);
     if (app.admin == NULL || control_start(app.ctl, &d) != 0 ||
@@ -229,6 +242,7 @@ out:
     /* Every worker has stopped: requests still queued behind a fetch are abandoned. */
     mcache_free(app.mcache, h_manifest_release_waiter, NULL);
     http_server_free(app.http);
+    beacon_hub_free(app.beacons);
     snap_conf_unref(conf);
     stats_free(app.stats);
     if (app.base)

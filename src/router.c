@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "steerd/cfg.h"
+#include "steerd/h_beacon.h"
 #include "steerd/h_manifest.h"
 #include "steerd/h_redirect.h"
 #include "steerd/h_steer.h"
@@ -36,10 +37,16 @@ router_status_text(int code)
         return "Request Timeout";
     case 409:
         return "Conflict";
+    case 411:
+        return "Length Required";
     case 413:
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -109,10 +116,28 @@ route_get(struct http_reqctx *ctx, struct buf *out)
     enum steering_kind sk;
     if (h_steer_is_steering(u.path, u.path_len, &sk))
         return h_steer_handle(ctx, &u, out);
+    if (h_beacon_is_path(u.path, u.path_len))
+        return h_beacon_handle(ctx, &u, out);
     if (ctx->snap->conf->cfg->manifest_mode != CFG_MANIFEST_REDIRECT &&
         h_manifest_kind_of(u.path, u.path_len) != H_MANIFEST_NONE)
         return h_manifest_handle(ctx, &u, out);
     return h_redirect_handle(ctx, &u, out);
+}
+
+/* The raw target is "/beacon" or "/beacon?...". */
+static bool
+target_is_beacon(const struct httpp_request *req)
+{
+    static const char path[] = H_BEACON_PATH;
+    size_t n = sizeof(path) - 1;
+    const struct httpp_str *t = &req->target;
+    return t->len >= n && memcmp(t->p, path, n) == 0 && (t->len == n || t->p[n] == '?');
+}
+
+bool
+router_wants_body(const struct httpp_request *req)
+{
+    return req->method_id == HTTPP_POST && target_is_beacon(req);
 }
 
 int
@@ -120,8 +145,9 @@ router_handle(struct http_reqctx *ctx, struct buf *out)
 {
     const struct httpp_request *req = ctx->req;
 
-    /* Player requests carry no body today: refuse one rather than mis-frame the next request. */
-    if (req->content_length > 0 || req->chunked) {
+    /* Only routes that take a body get one (read by the connection code, in ctx->body); refuse
+     * any other rather than mis-frame the next request. */
+    if (!router_wants_body(req) && (req->content_length > 0 || req->chunked)) {
         stats_add(&ctx->stats->rejected[STATS_REJECT_BODY], 1);
         ctx->close = true;
         bool big = req->content_length > 65536;
@@ -138,12 +164,19 @@ router_handle(struct http_reqctx *ctx, struct buf *out)
     switch (req->method_id) {
     case HTTPP_GET:
     case HTTPP_HEAD:
+    case HTTPP_POST:
+        /* POST reaches a handler only on /beacon (route_get sends it there); elsewhere 405. */
+        if (req->method_id == HTTPP_POST && !target_is_beacon(req))
+            break;
         return route_get(ctx, out);
     case HTTPP_OPTIONS:
+        if (target_is_beacon(req))
+            return h_beacon_options(ctx, out);
         return h_redirect_options(ctx, out);
     default:
-        stats_add(&ctx->stats->rejected[STATS_REJECT_METHOD], 1);
-        router_write_error(ctx, 405, "method not allowed", out);
-        return 405;
+        break;
     }
+    stats_add(&ctx->stats->rejected[STATS_REJECT_METHOD], 1);
+    router_write_error(ctx, 405, "method not allowed", out);
+    return 405;
 }

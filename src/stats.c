@@ -27,10 +27,11 @@ struct stats {
     size_t sfolded_len;
 };
 
-static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405, 408, 413,
-                                               414, 431, 500, 501, 502, 503, 504, 505, 0};
-static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options", "error", "manifest",
-                                                       "steering"};
+static const int status_codes[STATS_CODE_N] = {200, 204, 302, 400, 401, 403, 404, 405,
+                                               408, 413, 414, 431, 500, 501, 502, 503,
+                                               504, 505, 411, 415, 429, 0};
+static const char *const route_names[STATS_ROUTE_N] = {"redirect", "options",  "error",
+                                                       "manifest", "steering", "beacon"};
 static const char *const steer_names[STATS_STEER_N] = {"match", "mismatch", "throughput"};
 static const char *const steer_format_names[STATS_STEER_FORMAT_N] = {"hls", "dash"};
 static const char *const mcache_names[STATS_MCACHE_N] = {"hit", "miss", "coalesced",
@@ -40,7 +41,7 @@ static const char *const origin_names[STATS_ORIGIN_N] = {
     "ok", "not_modified", "http_error", "timeout", "too_large", "failed", "local_error"};
 static const char *const reject_names[STATS_REJECT_N] = {
     "bad_request", "bad_path", "uri_too_long", "headers_too_large", "header_timeout",
-    "method",      "body",     "version",      "not_implemented"};
+    "method",      "body",     "version",      "not_implemented",   "body_timeout"};
 
 int
 stats_code_index(int code)
@@ -82,6 +83,12 @@ stats_code_index(int code)
         return 16;
     case 505:
         return 17;
+    case 411:
+        return 18;
+    case 415:
+        return 19;
+    case 429:
+        return 20;
     default:
         return STATS_CODE_N - 1;
     }

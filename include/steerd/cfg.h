@@ -74,6 +74,22 @@ struct cfg_http {
     uint32_t write_timeout_ms;       /* 100..600000, default 30000 */
     uint32_t max_connections;        /* per worker, 1..1000000, default 10000 */
     uint32_t shutdown_grace_ms;      /* 0..600000, default 5000 */
+    uint32_t max_body_bytes;         /* 0..1048576, default 65536: larger request bodies get 413
+                                        (only routes that take a body: POST /beacon) */
+    uint32_t body_timeout_ms;        /* 100..600000, default 10000: whole body after the head
+                                        (408) */
+};
+
+/* Player beacon ingestion ("beacon" object). Read once at start-up: a reload does not change
+ * them. */
+struct cfg_beacon {
+    uint32_t rate_per_s;       /* 1..1000000, default 50: beacons per second per source
+                                  address and worker (POST /beacon requests, and requests
+                                  carrying CMCD) */
+    uint32_t burst;            /* 1..1000000, default 100 */
+    uint32_t max_sources;      /* 8..10000000, default 65536: sources tracked per worker */
+    uint32_t queue_per_worker; /* 64..1048576, default 65536: samples waiting for the control
+                                  thread per worker; more are dropped (counted) */
 };
 
 /* The origin that manifests are fetched from ("origin" object; base_url is kept in
@@ -170,6 +186,7 @@ struct cfg {
 
     struct cfg_http http;
     struct cfg_steering steering;
+    struct cfg_beacon beacon;
 
     char *log_level; /* "err|warn|notice|info|debug", default "info" */
     char *log_file;  /* NULL: stderr */

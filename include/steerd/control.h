@@ -8,12 +8,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct beacon_hub;
 struct buf;
 struct diag;
 struct event_base;
 struct health;
 struct http_server;
 struct snap;
+struct obs;
 struct snap_conf;
 struct stats;
 
@@ -24,6 +26,15 @@ struct control;
 struct control *control_new(struct event_base *base, const char *cfg_path, struct snap_conf **confp,
                             struct http_server *http, struct stats *stats);
 void control_free(struct control *c);
+
+/* Feeds the beacons the workers queue on hub (borrowed, must outlive the control) into a
+ * struct obs the control owns (control_beacon_obs): drained every CONTROL_BEACON_TICK_MS,
+ * reconciled with each configuration. Call once, before control_start. */
+void control_set_beacons(struct control *c, struct beacon_hub *hub);
+#define CONTROL_BEACON_TICK_MS 50
+
+/* The beacon aggregates (borrowed; NULL before control_set_beacons). Control thread only. */
+const struct obs *control_beacon_obs(const struct control *c);
 
 /* Starts the probes and the signal handlers (HUP reload, TERM/INT drain, USR1 log reopen). */
 int control_start(struct control *c, struct diag *d);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct beacon_hub;
+struct beacon_worker;
 struct buf;
 struct cfg;
 struct diag;
@@ -27,8 +29,9 @@ struct http_env {
     uint32_t worker;         /* 0..workers-1 */
     struct event_base *base; /* the worker's loop */
     struct http_server *server;
-    void *shared; /* http_hooks.shared, borrowed */
-    void *local;  /* what http_hooks.worker_start returned for this worker */
+    void *shared;                 /* http_hooks.shared, borrowed */
+    void *local;                  /* what http_hooks.worker_start returned for this worker */
+    struct beacon_worker *beacon; /* this worker's beacon ring, NULL when none (borrowed) */
 };
 
 /* Per-worker set-up for handlers that keep state on a worker (e.g. an origin client on its
@@ -52,6 +55,10 @@ size_t http_server_listen_count(const struct http_server *s);
 
 /* Sets the handler hooks; call before http_server_start. hooks is copied. */
 void http_server_set_hooks(struct http_server *s, const struct http_hooks *hooks);
+
+/* Gives worker i the ring beacon_hub_worker(hub, i); call before http_server_start. hub is
+ * borrowed and must outlive the server. */
+void http_server_set_beacons(struct http_server *s, struct beacon_hub *hub);
 
 /* Starts the worker threads, each with a reference to initial. Returns 0 or -1 (d). */
 int http_server_start(struct http_server *s, struct snap *initial, struct diag *d);

@@ -25,6 +25,8 @@ struct http_reqctx {
     void *conn;            /* the connection, for http_async_begin only */
     const char *date_line; /* "Date: ...\r\n" */
     size_t date_len;
+    const char *body; /* the request body when the route takes one (router_wants_body), else NULL */
+    size_t body_len;
     bool head;  /* a HEAD request: answers carry no body */
     bool close; /* in/out: the connection closes after this answer */
 };
@@ -32,6 +34,11 @@ struct http_reqctx {
 /* What router_handle returns when the handler took the request asynchronously (it called
  * http_async_begin and will answer through http_async_finish). */
 #define ROUTER_ASYNC 0
+
+/* True when the route of req takes a request body (POST /beacon). The connection code then
+ * reads Content-Length bytes (bounded by http.max_body_bytes and http.body_timeout_ms) and
+ * passes them in ctx->body; every other request with a body is refused. */
+bool router_wants_body(const struct httpp_request *req);
 
 /* Appends one complete answer for ctx->req to out and returns its status code, or returns
  * ROUTER_ASYNC and appends nothing. */

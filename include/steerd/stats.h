@@ -21,6 +21,7 @@ enum stats_route {
     STATS_ROUTE_ERROR,
     STATS_ROUTE_MANIFEST, /* rewritten manifests and their origin errors */
     STATS_ROUTE_STEERING, /* GET /steer/hls, /steer/dash */
+    STATS_ROUTE_BEACON,   /* POST /beacon */
     STATS_ROUTE_N
 };
 
@@ -60,6 +61,7 @@ enum stats_reject {
     STATS_REJECT_BODY,
     STATS_REJECT_VERSION,
     STATS_REJECT_NOT_IMPLEMENTED,
+    STATS_REJECT_BODY_TIMEOUT, /* a request body that did not arrive in time */
     STATS_REJECT_N
 };
 
@@ -74,7 +76,7 @@ enum stats_steer {
 
 enum stats_steer_format { STATS_STEER_HLS = 0, STATS_STEER_DASH, STATS_STEER_FORMAT_N };
 
-#define STATS_CODE_N 19
+#define STATS_CODE_N 22
 
 struct stats_worker {
     _Atomic uint64_t req[STATS_ROUTE_N][STATS_CODE_N];

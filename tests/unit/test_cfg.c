@@ -230,6 +230,12 @@ test_cfg_load_full_fixture(void **state)
     assert_int_equal(c->http.write_timeout_ms, 20000);
     assert_int_equal(c->http.max_connections, 2000);
     assert_int_equal(c->http.shutdown_grace_ms, 3000);
+    assert_int_equal(c->http.max_body_bytes, 16384);
+    assert_int_equal(c->http.body_timeout_ms, 4000);
+    assert_int_equal(c->beacon.rate_per_s, 20);
+    assert_int_equal(c->beacon.burst, 40);
+    assert_int_equal(c->beacon.max_sources, 1024);
+    assert_int_equal(c->beacon.queue_per_worker, 4096);
     assert_string_equal(c->log_level, "debug");
     assert_string_equal(c->log_file, "/var/log/steerd.log");
 
@@ -300,6 +306,12 @@ test_cfg_empty_policy_defaults(void **state)
     assert_int_equal(c->http.write_timeout_ms, 30000);
     assert_int_equal(c->http.max_connections, 10000);
     assert_int_equal(c->http.shutdown_grace_ms, 5000);
+    assert_int_equal(c->http.max_body_bytes, 65536);
+    assert_int_equal(c->http.body_timeout_ms, 10000);
+    assert_int_equal(c->beacon.rate_per_s, 50);
+    assert_int_equal(c->beacon.burst, 100);
+    assert_int_equal(c->beacon.max_sources, 65536);
+    assert_int_equal(c->beacon.queue_per_worker, 65536);
     assert_string_equal(c->log_level, "info");
     assert_null(c->log_file);
     assert_int_equal(c->origin.timeout_ms, 5000);
@@ -824,6 +836,29 @@ static const struct bad_case bad_cases[] = {
      "http.redirect_cache_control: must be printable ASCII"},
     {"http cache control null", "{" CDNS2 ", \"http\": {\"redirect_cache_control\": null}}",
      "http.redirect_cache_control: must be a string"},
+    {"http max body high", "{" CDNS2 ", \"http\": {\"max_body_bytes\": 1048577}}",
+     "http.max_body_bytes: must be an integer in 0..1048576"},
+    {"http max body negative", "{" CDNS2 ", \"http\": {\"max_body_bytes\": -1}}",
+     "http.max_body_bytes: must be an integer in 0..1048576"},
+    {"http body timeout low", "{" CDNS2 ", \"http\": {\"body_timeout_ms\": 99}}",
+     "http.body_timeout_ms: must be an integer in 100..600000"},
+    {"http body timeout string", "{" CDNS2 ", \"http\": {\"body_timeout_ms\": \"10s\"}}",
+     "http.body_timeout_ms: must be an integer in 100..600000"},
+    /* beacon */
+    {"beacon not object", "{" CDNS2 ", \"beacon\": true}", "beacon: must be an object"},
+    {"beacon unknown", "{" CDNS2 ", \"beacon\": {\"rate\": 5}}", "beacon.rate: unknown key"},
+    {"beacon rate zero", "{" CDNS2 ", \"beacon\": {\"rate_per_s\": 0}}",
+     "beacon.rate_per_s: must be an integer in 1..1000000"},
+    {"beacon rate fraction", "{" CDNS2 ", \"beacon\": {\"rate_per_s\": 2.5}}",
+     "beacon.rate_per_s: must be an integer in 1..1000000"},
+    {"beacon burst zero", "{" CDNS2 ", \"beacon\": {\"burst\": 0}}",
+     "beacon.burst: must be an integer in 1..1000000"},
+    {"beacon sources low", "{" CDNS2 ", \"beacon\": {\"max_sources\": 7}}",
+     "beacon.max_sources: must be an integer in 8..10000000"},
+    {"beacon queue low", "{" CDNS2 ", \"beacon\": {\"queue_per_worker\": 63}}",
+     "beacon.queue_per_worker: must be an integer in 64..1048576"},
+    {"beacon queue high", "{" CDNS2 ", \"beacon\": {\"queue_per_worker\": 1048577}}",
+     "beacon.queue_per_worker: must be an integer in 64..1048576"},
     {"log level", "{" CDNS2 ", \"log\": {\"level\": \"verbose\"}}",
      "log.level: must be one of err, warn, notice, info, debug"},
     {"log file number", "{" CDNS2 ", \"log\": {\"file\": 5}}",
