@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "steerd/beacon.h"
 #include "steerd/cfg.h"
 #include "steerd/geo.h"
 #include "steerd/h_manifest.h"
 #include "steerd/h_redirect.h"
+#include "steerd/http.h"
+#include "steerd/obs.h"
 #include "steerd/policy.h"
 #include "steerd/router.h"
 #include "steerd/snap.h"
@@ -61,12 +64,16 @@ h_steer_server_uri(const struct cfg *cfg, enum steering_kind kind, uint64_t sess
 }
 
 void
-h_steer_throughput_sample(struct stats_worker *stats, uint32_t cdn, uint64_t bps, uint64_t now_ms)
+h_steer_throughput_sample(const struct http_reqctx *ctx, uint32_t region, uint32_t cdn,
+                          uint64_t bps)
 {
-    /* The beacon store takes (cdn, bps, now_ms) here once it exists; until then only counted. */
-    (void)bps;
-    (void)now_ms;
-    stats_steering(stats, cdn, STATS_STEER_THROUGHPUT);
+    stats_steering(ctx->stats, cdn, STATS_STEER_THROUGHPUT);
+    struct beacon_worker *bw = ctx->env != NULL ? ctx->env->beacon : NULL;
+    if (bw == NULL)
+        return;
+    struct obs_beacon b = {
+        .tp_bps = (double)bps, .starved = -1, .error = false, .startup = false, .ttfb_ms = -1};
+    beacon_worker_push(bw, ctx->snap->conf->generation, cdn, region, &b);
 }
 
 /* ---- names that survive reloads -------------------------------------------------------- */
@@ -169,16 +176,15 @@ answer_error(struct http_reqctx *ctx, int code, const char *reason, struct buf *
  * index). HLS reports the one pathway in use; DASH the locations used since the last poll. */
 static void
 record_reports(struct http_reqctx *ctx, const struct cfg *cfg, enum steering_kind kind,
-               const struct steering_query *q, long asked)
+               const struct steering_query *q, long asked, uint32_t region)
 {
-    uint64_t now = util_wall_ms();
     if (kind == STEERING_HLS) {
         long on = q->has_hls_pathway ? pathway_cdn(cfg, q->hls_pathway) : -1;
         if (asked >= 0 && q->has_hls_pathway)
             stats_steering(ctx->stats, (uint32_t)asked,
                            on == asked ? STATS_STEER_MATCH : STATS_STEER_MISMATCH);
         if (on >= 0 && q->has_hls_throughput)
-            h_steer_throughput_sample(ctx->stats, (uint32_t)on, q->hls_throughput_bps, now);
+            h_steer_throughput_sample(ctx, region, (uint32_t)on, q->hls_throughput_bps);
         return;
     }
     bool seen = false;
@@ -186,7 +192,7 @@ record_reports(struct http_reqctx *ctx, const struct cfg *cfg, enum steering_kin
         long on = pathway_cdn(cfg, q->dash_pathways[i]);
         seen |= on >= 0 && on == asked;
         if (on >= 0 && i < q->ndash_throughputs)
-            h_steer_throughput_sample(ctx->stats, (uint32_t)on, q->dash_throughput_bps[i], now);
+            h_steer_throughput_sample(ctx, region, (uint32_t)on, q->dash_throughput_bps[i]);
     }
     if (asked >= 0 && q->ndash_pathways > 0)
         stats_steering(ctx->stats, (uint32_t)asked,
@@ -248,7 +254,7 @@ h_steer_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *o
     bool same_set = have_state && st.cdn_set == cdn_set_hash(cfg);
     long asked =
         same_set && st.nprio > 0 && st.prio[0] < cfg->ncdns ? (long)st.prio[0] : (long)ranked[0];
-    record_reports(ctx, cfg, kind, &q, asked);
+    record_reports(ctx, cfg, kind, &q, asked, (uint32_t)region);
 
     const char *prio[PRIO_MAX];
     size_t nprio = 0;

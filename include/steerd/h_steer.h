@@ -45,10 +45,10 @@ int h_steer_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct bu
 size_t h_steer_server_uri(const struct cfg *cfg, enum steering_kind kind, uint64_t session,
                           char *out, size_t outsz);
 
-/* Where per-pathway throughput reported by a player (_HLS_throughput, _DASH_throughput, bit/s)
- * is handed over: counted per CDN today; the beacon store takes the sample here. cdn indexes the
- * request's cfg. */
-void h_steer_throughput_sample(struct stats_worker *stats, uint32_t cdn, uint64_t bps,
-                               uint64_t now_ms);
+/* Per-pathway throughput reported by a player (_HLS_throughput, _DASH_throughput, bit/s): counted
+ * per CDN and queued on the worker's beacon ring as a sample about cdn from region (indexes of
+ * the request's cfg), like a CMCD report. */
+void h_steer_throughput_sample(const struct http_reqctx *ctx, uint32_t region, uint32_t cdn,
+                               uint64_t bps);
 
 #endif

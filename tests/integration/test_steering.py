@@ -210,6 +210,11 @@ class SteeringTest(st.SteerdTestCase):
         self.assertEqual(after.get(k, 0) - before.get(k, 0), 1)
         k = st.metric_key("steerd_steering_requests_total", format="dash")
         self.assertEqual(after[k] - before.get(k, 0), 1)
+        # The reported throughputs reach the beacon store as samples about their pathways.
+        for cdn in (asked, other):
+            k = st.metric_key("steerd_beacon_samples_total", cdn=cdn)
+            st.wait_for(lambda: self.d.metrics().get(k, 0) - before.get(k, 0) == 1, 5.0,
+                        msg="a throughput sample for %s" % cdn)
         k = st.metric_key("steerd_requests_total", route="steering", code="200")
         self.assertGreaterEqual(after[k] - before.get(k, 0), 3)
 
