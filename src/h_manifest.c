@@ -49,6 +49,7 @@ struct mworker {
     struct mreq *flights; /* requests whose origin fetch runs on this worker */
     struct buf scratch;   /* rewrite output */
     struct rcache *rc;    /* rendered answers that carry nothing session-specific */
+    uint64_t rc_gen;      /* the configuration generation of rc's entries */
     uint64_t last_log_ms;
     uint64_t suppressed; /* origin failures not logged since last_log_ms */
 };
@@ -423,6 +424,19 @@ session_free(const struct buf *b)
     return b->len > 0 && memmem(b->data, b->len, param, sizeof(param) - 1) == NULL;
 }
 
+/* Renderings are kept for the newest configuration generation seen: after a reload no earlier
+ * one can be asked for again, so they go at once. Returns whether gen is that generation (a
+ * request still holding an older snapshot neither clears nor adds). */
+static bool
+rc_sync(struct mworker *mw, uint64_t gen)
+{
+    if (gen > mw->rc_gen) {
+        rcache_clear(mw->rc);
+        mw->rc_gen = gen;
+    }
+    return gen == mw->rc_gen;
+}
+
 /* The answer for a cache result: the blob rewritten for d (or its rendering kept from an earlier
  * request with the same ranking), or the remembered error. */
 static int
@@ -439,6 +453,7 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
         .nrank = d->nrank,
     };
     struct rcache_hit hit;
+    rc_sync(mw, rk.conf_gen);
     if (rcache_get(mw->rc, &rk, &hit)) {
         stats_add(&ctx->stats->manifest_render[STATS_RENDER_REUSED], 1);
         return answer_body(ctx, d, res->blob->kind, hit.body, hit.len, res->expires_ms,
@@ -452,7 +467,7 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
         scratch_release(mw);
         return answer_error(ctx, d, code, reason, out);
     }
-    if (session_free(&mw->scratch))
+    if (session_free(&mw->scratch) && rk.conf_gen == mw->rc_gen)
         rcache_put(mw->rc, &rk, mw->scratch.data, mw->scratch.len);
     return answer_ok(ctx, mw, d, res->blob->kind, res->expires_ms, util_now_ms(), out);
 }
@@ -654,7 +669,8 @@ on_fetched(void *arg, const struct fetch_result *r)
     struct mcache_waiter *list =
         mcache_complete(mw->mc, m->origin_url, m->origin_len, &fill, now, &self);
     mcache_blob_unref(newblob);
-    if (rendered && self.blob != NULL && session_free(&mw->scratch)) {
+    if (rendered && self.blob != NULL && session_free(&mw->scratch) &&
+        rc_sync(mw, ctx->snap->conf->generation)) {
         struct rcache_key rk = {
             .blob = self.blob,
             .conf_gen = ctx->snap->conf->generation,

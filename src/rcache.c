@@ -76,8 +76,7 @@ rcache_free(struct rcache *rc)
 {
     if (rc == NULL)
         return;
-    for (size_t i = 0; i < rc->nsets * WAYS; i++)
-        drop(rc, &rc->e[i]);
+    rcache_clear(rc);
     free(rc->e);
     free(rc);
 }
@@ -164,6 +163,13 @@ rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size
     rc->bytes += len;
     rc->entries++;
     return true;
+}
+
+void
+rcache_clear(struct rcache *rc)
+{
+    for (size_t i = 0; i < rc->nsets * WAYS; i++)
+        drop(rc, &rc->e[i]);
 }
 
 void

@@ -52,6 +52,9 @@ bool rcache_get(struct rcache *rc, const struct rcache_key *k, struct rcache_hit
  * used entries it needs room from. A body over max_entry is not kept: returns false. */
 bool rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size_t len);
 
+/* Drops every entry (their renderings can never be asked for again, e.g. after a reload). */
+void rcache_clear(struct rcache *rc);
+
 void rcache_get_stats(const struct rcache *rc, struct rcache_stats *s);
 
 #endif

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""Sustained load with a reload every second: wrk sends 302 traffic (varied paths, X-Forwarded-For
-and CMCD session ids) while a bounded loop rewrites the configuration, alternating two weightings
-(A: alpha 3 beta 1, B: alpha 1 beta 3), and sends SIGHUP once a second.
+"""Sustained load with a reload every second: wrk sends the mixed player workload (302s for
+segments with varied paths, X-Forwarded-For and CMCD session ids; HLS multivariant and media
+playlists and an MPD from a real nginx origin; HLS and DASH steering polls; CMCD beacon POSTs)
+while a bounded loop rewrites the configuration, alternating two weightings (A: alpha 3 beta 1,
+B: alpha 1 beta 3), and sends SIGHUP once a second.
 
-Pass: wrk reports no non-2xx/3xx answer and no socket error; every reload but at most one is
+Pass: wrk reports no non-2xx/3xx answer and no socket error; every kind of request was answered
+with its success status (302, 200, 204) and nothing else; every reload but at most one is
 counted as ok; the answers show both weightings (buckets of consecutive answers where alpha has
 most of the traffic and buckets where beta has); every Location starts with a configured base;
 VmRSS at the end is at most 1.10 x VmRSS after the warm-up (no per-reload leak).
 
 Environment: STEERD_SOAK_SECONDS (wrk duration, default 40; tools/soak runs 600). The warm-up
-is 10 s, or 60 s for runs of 300 s and more. Under an ASan build the RSS bound is reported but
-not enforced unless STEERD_SOAK_RSS=1: ASan's quarantine holds freed memory by design."""
+is 15 s (bounded caches and sample rings fill first), or 60 s for runs of 300 s and more. Under
+an ASan build the RSS bound is reported but not enforced unless STEERD_SOAK_RSS=1: ASan's
+quarantine holds freed memory by design."""
 
 import os
 import re
@@ -25,10 +29,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import steerdtest as st  # noqa: E402
 
 SECONDS = int(os.environ.get("STEERD_SOAK_SECONDS", "40"))
-WARMUP = 60 if SECONDS >= 300 else 10
+WARMUP = 60 if SECONDS >= 300 else 15
 RSS_FACTOR = 1.10
 LUA = os.path.join(st.SOURCE_DIR, "tests", "support", "soak.lua")
 WEIGHTS = ({"alpha": 3, "beta": 1}, {"alpha": 1, "beta": 3})
+SOAK_MASTER = ("#EXTM3U\n"
+               '#EXT-X-STREAM-INF:BANDWIDTH=800000,CODECS="avc1.4d401f"\nv1/index.m3u8\n'
+               '#EXT-X-STREAM-INF:BANDWIDTH=1600000,CODECS="avc1.4d401f"\nv2/index.m3u8\n')
+SOAK_MEDIA = ("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+              '#EXT-X-MAP:URI="init.mp4"\n'
+              + "".join("#EXTINF:4.0,\nseg_%03d.m4s\n" % i for i in range(30))
+              + "#EXT-X-ENDLIST\n")
+SOAK_MPD = """<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT120S"
+     minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-live:2011">
+  <Period id="p0">
+    <AdaptationSet mimeType="video/mp4" segmentAlignment="true">
+      <SegmentTemplate initialization="v1/init.mp4" media="v1/seg_$Number%03d$.m4s"
+                       startNumber="0" duration="4" timescale="1"/>
+      <Representation id="v1" bandwidth="800000" codecs="avc1.4d401f" width="640" height="360"/>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"""
+KINDS = {"segment 302", "playlist 200", "mpd 200", "steering 200", "beacon 204"}
 
 
 def vm_kib(pid, field):
@@ -62,6 +86,10 @@ class SoakTest(st.SteerdTestCase):
         cls.net = st.Cdns(prefixes={"beta": "/edge"})
         cls.watch(*cls.net.all())
         cls.bases = [cls.net["alpha"].base_url, cls.net["beta"].base_url]
+        o = cls.net.origin
+        o.put("/vod/soak/master.m3u8", SOAK_MASTER.encode())
+        o.put("/vod/soak/v1/index.m3u8", SOAK_MEDIA.encode())
+        o.put("/vod/soak/manifest.mpd", SOAK_MPD.encode())
 
     @classmethod
     def tearDownClass(cls):
@@ -73,7 +101,10 @@ class SoakTest(st.SteerdTestCase):
         # One rule for every region, so the weights alone decide the shares.
         return st.default_config(cdns, policy={"default": {"cdns": dict(weights)}},
                                  log={"level": "notice"},
-                                 http={"keepalive_timeout_ms": 60000})
+                                 http={"keepalive_timeout_ms": 60000},
+                                 origin={"base_url": self.net.origin.base_url},
+                                 manifest={"public_base_url": "http://steerd.example:8080"},
+                                 beacon={"rate_per_s": 1000000, "burst": 1000000})
 
     def test_soak_load_with_reload_every_second(self):
         d = self.watch_local(st.Steerd(self.config(WEIGHTS[0]), name="soak", wait_ready=True))
@@ -135,7 +166,7 @@ class SoakTest(st.SteerdTestCase):
         self.assertGreaterEqual(ok, hups - 1)
 
         # The samples of the Lua script.
-        total, statuses, per_base, bad, buckets = 0, {}, {}, [], []
+        total, statuses, per_base, bad, buckets, kinds = 0, {}, {}, [], [], {}
         with open(out) as f:
             for ln in f:
                 w = ln.split()
@@ -145,6 +176,9 @@ class SoakTest(st.SteerdTestCase):
                     total += int(w[1])
                 elif w[0] == "status":
                     statuses[w[1]] = statuses.get(w[1], 0) + int(w[2])
+                elif w[0] == "kind":
+                    k = w[1] + " " + w[2]
+                    kinds[k] = kinds.get(k, 0) + int(w[3])
                 elif w[0] == "base":
                     per_base[int(w[1])] = per_base.get(int(w[1]), 0) + int(w[2])
                 elif w[0] == "bad":
@@ -152,9 +186,16 @@ class SoakTest(st.SteerdTestCase):
                 elif w[0] == "bucket":
                     buckets.append([int(x) for x in w[1:]])
         self.assertGreater(total, 0)
-        self.assertEqual(set(statuses), {"302"}, statuses)
+        self.assertEqual(set(statuses), {"302", "200", "204"}, statuses)
+        self.assertEqual(set(kinds), KINDS, kinds)
+        sys.stderr.write("soak: answers by kind %r\n" % kinds)
         self.assertEqual(bad, [], "Locations under no configured base")
-        self.assertEqual(sum(per_base.values()), total, (per_base, total))
+        self.assertEqual(sum(per_base.values()), kinds["segment 302"], (per_base, kinds))
+        # The beacons and steering throughputs reached the store; the manifests came from the
+        # cache (one origin fetch each, not one per request).
+        self.assertGreater(d.metric("steerd_beacons_total", 0.0, result="accepted"), 0)
+        self.assertEqual(d.metric("steerd_beacons_total", 0.0, result="bad"), 0)
+        self.assertLess(d.metric("steerd_origin_fetch_total", 0.0, result="ok"), 50)
         # Both weightings seen: buckets where alpha has >= 65 % and buckets where it has <= 35 %
         # (expected 75 % and 25 %; a bucket that spans a reload falls in between).
         shares = [b[0] / float(sum(b)) for b in buckets if sum(b) > 0]

@@ -1,19 +1,23 @@
--- wrk script for tests/integration/test_soak.py: steady 302 traffic while the configuration is
--- reloaded every second.
+-- wrk script for tests/integration/test_soak.py: the mixed player workload while the
+-- configuration is reloaded every second.
 --
 -- Requests rotate over 1000 segment paths (50 titles) and X-Forwarded-For addresses with a known
--- answer in the test GeoIP databases; every 4th request carries a CMCD session id. The addresses
--- are only header values: every packet goes to the loopback URL given to wrk.
+-- answer in the test GeoIP databases; every 4th request carries a CMCD session id. Mixed in, one
+-- request in ten each: an HLS multivariant playlist, an HLS media playlist, an MPD (answered from
+-- the origin through steerd's cache), an HLS or DASH steering poll with player parameters, and a
+-- CMCD beacon POST. The addresses are only header values: every packet goes to the loopback URL
+-- given to wrk.
 --
 -- Environment:
 --   STEERD_SOAK_BASES  space-separated CDN base URLs in the configuration, in a fixed order
 --   STEERD_SOAK_OUT    file done() writes the samples to
 --
--- response() files each answer's Location under the base it starts with (base + "/"), counts
+-- response() counts statuses per kind of request (kind S N lines: 302 for segments, 200 for
+-- manifests and steering, 204 for beacons are expected), files each 302's Location under the base it starts with (base + "/"), counts
 -- statuses, keeps a few Locations under no base, and closes a bucket every BUCKET answers with
 -- the count per base (so a change of weights shows up as a change of shares between buckets).
 -- done() writes, one item per line:
---   total N / status S N / base I N / bad LOCATION / bucket N1 N2 ...
+--   total N / status S N / kind K S N / base I N / bad LOCATION / bucket N1 N2 ...
 
 local BUCKET = 400
 local MAX_BAD = 20
@@ -39,6 +43,7 @@ local cur_n = 0
 -- Per-thread results, read back by done() through thread:get().
 total = 0
 statuses = {}
+by_kind = {}
 per_base = {}
 bad = {}
 nbad = 0
@@ -66,14 +71,38 @@ function init(args)
         cur[i] = 0
     end
     for p = 0, 999 do
-        local path = string.format("/vod/title%02d/video/seg_%05d.m4s", p % 50, p)
-        if p % 4 == 3 then
-            path = path .. string.format("?CMCD=sid%%3D%%22soak-%04d%%22", p)
-        elseif p % 7 == 5 then
-            path = path .. "?token=abc%2Fdef&x=1"
+        local h = { ["X-Forwarded-For"] = xff[(p % #xff) + 1] }
+        local req = nil
+        local m = p % 10
+        if m == 1 then
+            req = wrk.format("GET", "/vod/soak/master.m3u8", h)
+        elseif m == 3 then
+            req = wrk.format("GET", "/vod/soak/v1/index.m3u8", h)
+        elseif m == 5 then
+            req = wrk.format("GET", "/vod/soak/manifest.mpd", h)
+        elseif m == 7 then
+            if p % 20 == 7 then
+                req = wrk.format("GET", "/steer/hls?_HLS_pathway=%22alpha%22&_HLS_throughput=" ..
+                    (1000000 + p * 1000), h)
+            else
+                req = wrk.format("GET", "/steer/dash?_DASH_pathway=%22beta%22&_DASH_throughput=" ..
+                    (2000000 + p * 1000), h)
+            end
+        elseif m == 9 then
+            local bh = { ["X-Forwarded-For"] = h["X-Forwarded-For"], ["Content-Type"] = "application/cmcd" }
+            req = wrk.format("POST", "/beacon", bh,
+                string.format('sid="soak-%04d",br=3000,bl=%d,mtp=%d,ot=v\n', p, p % 30000, 5000 + p))
+        else
+            local path = string.format("/vod/title%02d/video/seg_%05d.m4s", p % 50, p)
+            if p % 4 == 0 then
+                path = path .. string.format("?CMCD=sid%%3D%%22soak-%04d%%22", p)
+            elseif p % 7 == 2 then
+                path = path .. "?token=abc%2Fdef&x=1"
+            end
+            req = wrk.format("GET", path, h)
         end
         nreqs = nreqs + 1
-        reqs[nreqs] = wrk.format("GET", path, { ["X-Forwarded-For"] = xff[(p % #xff) + 1] })
+        reqs[nreqs] = req
     end
 end
 
@@ -82,9 +111,31 @@ function request()
     return reqs[next_req]
 end
 
+-- wrk answers in order on each connection, but response() does not say which request it
+-- answers; with pipelining off (the default) and one request in flight per connection, the
+-- kind is told from the answer itself: a 302 is a segment, a 204 a beacon, a 200 by its type.
+local function kind_of(status, headers)
+    if status == 302 then
+        return "segment"
+    elseif status == 204 then
+        return "beacon"
+    end
+    local ct = headers["Content-Type"] or headers["content-type"] or ""
+    if string.find(ct, "mpegurl", 1, true) then
+        return "playlist"
+    elseif string.find(ct, "dash+xml", 1, true) then
+        return "mpd"
+    elseif string.find(ct, "json", 1, true) then
+        return "steering"
+    end
+    return "other"
+end
+
 function response(status, headers, body)
     total = total + 1
     statuses[status] = (statuses[status] or 0) + 1
+    local k = kind_of(status, headers) .. " " .. tostring(status)
+    by_kind[k] = (by_kind[k] or 0) + 1
     if status ~= 302 then
         return
     end
@@ -128,6 +179,9 @@ function done(summary, latency, requests)
         f:write(string.format("total %d\n", t:get("total") or 0))
         for k, v in pairs(t:get("statuses") or {}) do
             f:write(string.format("status %s %d\n", tostring(k), v))
+        end
+        for k, v in pairs(t:get("by_kind") or {}) do
+            f:write(string.format("kind %s %d\n", k, v))
         end
         for k, v in pairs(t:get("per_base") or {}) do
             f:write(string.format("base %d %d\n", k, v))

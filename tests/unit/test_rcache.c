@@ -55,6 +55,14 @@ test_rcache_hits_only_the_exact_key(void **state)
     assert_int_equal(s.entries, 1);
     assert_int_equal(s.bytes, 8);
 
+    /* Cleared: nothing left, references given back. */
+    rcache_clear(rc);
+    assert_false(rcache_get(rc, &k, &hit));
+    rcache_get_stats(rc, &s);
+    assert_int_equal(s.entries, 0);
+    assert_int_equal(s.bytes, 0);
+    assert_int_equal(b1->refs, 1);
+
     rcache_free(rc);
     mcache_blob_unref(b1);
     mcache_blob_unref(b2);
