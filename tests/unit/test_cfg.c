@@ -1278,7 +1278,7 @@ test_cfg_free_and_index_accept_null(void **state)
     "\"cdns\":[{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\", \"cost\": " cost "}]"
 #define PROBE_CDN(probe)                                                                           \
     "\"cdns\":[{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\", \"probe\": " probe "}" \
-                                                                                               "]"
+    "]"
 
 static void
 test_cfg_engine_off_by_default(void **state)
