@@ -198,7 +198,7 @@ static const struct field score_fields[] = {
     F_DBL("cost_weight", struct cfg_score, cost_weight, 0, 1, 0.5),
     F_DBL("quality_bar", struct cfg_score, quality_bar, 0, 1, 0.9),
     F_DBL("hysteresis", struct cfg_score, hysteresis, 0, 1, 0.05),
-    F_DBL("max_shift", struct cfg_score, max_shift, 0, 1, 0.2),
+    F_DBL("max_shift", struct cfg_score, max_shift, 0.001, 1, 0.2),
     F_DBL("exploration", struct cfg_score, exploration, 0, 0.5, 0.02),
     F_U32("interval_ms", struct cfg_score, interval_ms, 100, 3600000, 60000),
     F_DBL("latency_good_ms", struct cfg_score, latency_good_ms, 0, 60000, 50),
@@ -206,7 +206,7 @@ static const struct field score_fields[] = {
     F_DBL("spill_at", struct cfg_score, spill_at, 0.01, 1, 0.9),
     F_U32("flap_half_life_ms", struct cfg_score, flap_half_life_ms, 0, 86400000, 900000),
     F_DBL("flap_suppress", struct cfg_score, flap_suppress, 0.1, 100, 1.5),
-    F_DBL("flap_reuse", struct cfg_score, flap_reuse, 0, 100, 0.75),
+    F_DBL("flap_reuse", struct cfg_score, flap_reuse, 0.001, 100, 0.75),
     F_DBL("probe_tp_target_bps", struct cfg_score, probe_tp_target_bps, 0, 1e12, 0),
 };
 

@@ -57,6 +57,7 @@ score_params_default(struct score_params *p)
     p->flap_half_life_ms = 900000;
     p->flap_suppress = 1.5;
     p->flap_reuse = 0.75;
+    p->probe_tp_target_bps = 0;
 }
 
 static bool
@@ -397,6 +398,11 @@ fill_terms(const struct score_params *p, const struct obs *o, uint32_t i, uint32
         return;
     const struct obs_cell *probes = cell.probe_samples > 0 ? &cell : &global;
     t->throughput = cell.tp_norm;
+    if (p->probe_tp_target_bps > 0 && probes->tp_bps >= 0) {
+        double pt = probes->tp_bps / p->probe_tp_target_bps;
+        pt = pt < 1 ? pt : 1;
+        t->throughput = pt < t->throughput ? pt : t->throughput;
+    }
     t->rebuffer = cell.rebuffer_term;
     t->latency = score_latency_term(p, probes->ttfb_ms);
     t->availability = probes->probe_ok * cell.error_term;

@@ -98,7 +98,7 @@ struct cfg_score {
     double cost_weight;                                         /* 0..1, default 0.5 */
     double quality_bar;                                         /* 0..1, default 0.9 */
     double hysteresis;                                          /* 0..1, default 0.05 */
-    double max_shift;                                           /* 0..1, default 0.2 */
+    double max_shift;                                           /* 0.001..1, default 0.2 */
     double exploration;                                         /* 0..0.5, default 0.02 */
     uint32_t interval_ms;                                       /* 100..3600000, default 60000 */
     double latency_good_ms;                                     /* 0..60000, default 50 */
@@ -106,7 +106,7 @@ struct cfg_score {
     double spill_at;            /* 0.01..1, default 0.9 */
     uint32_t flap_half_life_ms; /* 0..86400000, default 900000 */
     double flap_suppress;       /* 0.1..100 and > flap_reuse, default 1.5 */
-    double flap_reuse;          /* 0..100, default 0.75 */
+    double flap_reuse;          /* 0.001..100, default 0.75 */
     double probe_tp_target_bps; /* 0..1e12, default 0 (off): a probe throughput at or above it
                                    counts as fully good in the throughput term */
 };

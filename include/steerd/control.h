@@ -6,7 +6,10 @@
 #define STEERD_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "steerd/obs.h"
 
 struct buf;
 struct diag;
@@ -48,5 +51,27 @@ bool control_ready(const struct control *c);
 void control_write_metrics(const struct control *c, struct buf *out);
 /* Appends the /state JSON document. */
 void control_write_state(const struct control *c, struct buf *out);
+
+/* One decoded player report for the scoring engine: cdn and region index the configuration of
+ * the given generation (a worker's snap->conf). */
+struct control_beacon {
+    uint32_t cdn, region;
+    struct obs_beacon b;
+};
+
+/* Hands n beacons over to the live measurements (obs_record_beacon), on the control thread.
+ * Beacons counted under another configuration generation are dropped, since their indexes may
+ * name other CDNs. Returns how many were recorded. v is borrowed. */
+size_t control_beacon_sink(struct control *c, uint64_t generation, const struct control_beacon *v,
+                           size_t n);
+
+/* Appends to out, for /explain, a JSON object member "engine":{...} (with a leading comma):
+ * whether the scoring engine is on and, when it is, every term of every CDN's score in region
+ * and the rule that set its share. */
+void control_write_explain_engine(const struct control *c, uint32_t region, struct buf *out);
+
+/* How much of cdn's commit the month has used: month GB / commit GB, or the 95th percentile so
+ * far / commit Gbps; NAN without a commit. */
+double control_commit_used_ratio(const struct control *c, uint32_t cdn);
 
 #endif

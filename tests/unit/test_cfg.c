@@ -1323,7 +1323,7 @@ test_cfg_engine_keys(void **state)
         "\"cost_weight\": 1, \"quality_bar\": 0.8, \"hysteresis\": 0, \"max_shift\": 1, "
         "\"exploration\": 0.5, \"interval_ms\": 100, \"latency_good_ms\": 0, "
         "\"latency_bad_ms\": 200, \"spill_at\": 1, \"flap_half_life_ms\": 0, "
-        "\"flap_suppress\": 3, \"flap_reuse\": 0, \"probe_tp_target_bps\": 8e6},"
+        "\"flap_suppress\": 3, \"flap_reuse\": 0.01, \"probe_tp_target_bps\": 8e6},"
         " \"observe\": {\"probe_half_life_ms\": 100, \"beacon_half_life_ms\": 1000, "
         "\"beacon_window_ms\": 0, \"beacon_max_step\": 1, \"tp_target_bps\": 1e7, "
         "\"starvation_bad\": 1, \"error_bad\": 0.5}, \"traffic\": {\"bitrate_bps\": 6000000, "

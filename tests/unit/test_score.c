@@ -712,6 +712,31 @@ test_score_update_random_invariants(void **state)
     score_free(NULL);
 }
 
+/* With probe_tp_target_bps, probe throughput caps the throughput term (regional probes first);
+ * without it, probe throughput is not scored. */
+static void
+test_score_probe_throughput_term(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 2, &p);
+    struct obs_probe slow = {true, 5, 40, 2e6}, fast = {true, 5, 40, 50e6};
+    obs_record_probe(w.obs, 1, 1, &slow, w.now);
+    obs_record_probe(w.obs, 1, OBS_GLOBAL, &fast, w.now);
+    step(&w);
+    assert_float_equal(score_terms(w.score, 1)[1].throughput, 1, EPS); /* off by default */
+
+    p.probe_tp_target_bps = 8e6;
+    score_set_params(w.score, &p);
+    w.now += p.interval_ms;
+    step(&w);
+    assert_float_equal(score_terms(w.score, 1)[1].throughput, 0.25, EPS); /* 2 / 8 Mbit/s */
+    assert_float_equal(score_terms(w.score, 0)[1].throughput, 1, EPS);    /* global: 50 */
+    assert_float_equal(score_terms(w.score, 1)[0].throughput, 1, EPS);    /* unmeasured */
+    world_free(&w);
+}
+
 int
 main(void)
 {
@@ -730,6 +755,7 @@ main(void)
         cmocka_unit_test(test_score_flapping_cdn_is_damped),
         cmocka_unit_test(test_score_capacity_and_commit_with_demand),
         cmocka_unit_test(test_score_explain_terms_from_obs),
+        cmocka_unit_test(test_score_probe_throughput_term),
         cmocka_unit_test(test_score_reconcile_keeps_shares),
         cmocka_unit_test(test_score_update_random_invariants),
     };
