@@ -255,7 +255,10 @@ on_engine_tick(evutil_socket_t fd, short what, void *arg)
         stats_decision_totals(c->stats, cfg, tot);
 
     /* Sessions playing, per (region, CDN): each decision starts one; sessions end at a rate
-     * of 1/session_s (exponential lengths with that mean). Their traffic is x bitrate. */
+     * of 1/session_s (exponential lengths with that mean). Their traffic is x bitrate. A
+     * region's traffic goes to its CDNs by the shares published last (players ask again for
+     * every segment or manifest reload, so sessions follow the shares); before the engine has
+     * shares for a region, by where its decisions went. */
     double dt_s = (double)(now - e->last_tick_ms) / 1000.0;
     double keep = exp(-dt_s / (double)cfg->traffic.session_s);
     for (size_t k = 0; k < nc; k++)
@@ -266,10 +269,15 @@ on_engine_tick(evutil_socket_t fd, short what, void *arg)
             size_t i = r * nc + k;
             uint64_t delta = tot[i] >= e->dec_prev[i] ? tot[i] - e->dec_prev[i] : 0;
             e->active[i] = e->active[i] * keep + (double)delta;
-            double bps = e->active[i] * cfg->traffic.bitrate_bps;
-            e->demand_bps[r] += bps;
-            e->cdn_bps[k] += bps;
+            e->demand_bps[r] += e->active[i] * cfg->traffic.bitrate_bps;
         }
+        const double *share = score_shares(e->score, (uint32_t)r);
+        double sum = 0;
+        for (size_t k = 0; share != NULL && k < nc; k++)
+            sum += share[k];
+        for (size_t k = 0; k < nc; k++)
+            e->cdn_bps[k] += sum > 0 ? e->demand_bps[r] * share[k] / sum
+                                     : e->active[r * nc + k] * cfg->traffic.bitrate_bps;
     }
     memcpy(e->dec_prev, tot, nr * nc * sizeof(*tot));
     e->last_tick_ms = now;

@@ -159,7 +159,9 @@ score_value(const struct score_params *p, const struct score_cand *c, size_t n, 
     double j = 0;
     for (size_t i = 0; i < n; i++) {
         double fr = c[i].free_share < c[i].cap_share ? c[i].free_share : c[i].cap_share;
-        double paid = c[i].cap_share - fr;
+        /* unpriced and unlimited: free and cap are both infinite, and there is no paid part
+         * (INFINITY - INFINITY would be NaN and poison the whole value) */
+        double paid = c[i].cap_share > fr ? c[i].cap_share - fr : 0;
         double a = x[i] < fr ? x[i] : fr;
         double b = x[i] - a < paid ? x[i] - a : paid;
         j += a * merit_of(p, c[i].quality, 0, max_price);

@@ -737,6 +737,29 @@ test_score_probe_throughput_term(void **state)
     world_free(&w);
 }
 
+/* Unpriced CDNs of equal quality and no demand estimate: nothing is better, so the static
+ * split stays (the value of an allocation must be finite with infinite free room). */
+static void
+test_score_unpriced_equal_keeps_static_split(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 1, &p);
+    cost_free(w.cost);
+    w.cost = NULL; /* no pricing at all */
+    struct score_cand c[2] = {{1, true, INFINITY, INFINITY, 0, false},
+                              {1, true, INFINITY, INFINITY, 0, false}};
+    const double x[2] = {0.5, 0.5};
+    assert_true(isfinite(score_value(&p, c, 2, x)));
+    for (int i = 0; i < 5; i++)
+        step(&w);
+    assert_float_equal(share_of(&w, 0, 0), 0.5, EPS);
+    assert_float_equal(share_of(&w, 0, 1), 0.5, EPS);
+    assert_int_equal(score_terms(w.score, 0)[0].rule, SCORE_RULE_HYSTERESIS);
+    world_free(&w);
+}
+
 int
 main(void)
 {
@@ -756,6 +779,7 @@ main(void)
         cmocka_unit_test(test_score_capacity_and_commit_with_demand),
         cmocka_unit_test(test_score_explain_terms_from_obs),
         cmocka_unit_test(test_score_probe_throughput_term),
+        cmocka_unit_test(test_score_unpriced_equal_keeps_static_split),
         cmocka_unit_test(test_score_reconcile_keeps_shares),
         cmocka_unit_test(test_score_update_random_invariants),
     };
