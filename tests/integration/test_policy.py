@@ -103,7 +103,9 @@ class SlowCdnTest(st.SteerdTestCase):
             if n is cls.alpha:
                 e["probe"]["regions"] = {r: n.big_url(r) for r in ThrottlableCdn.REGIONS}
             cdns.append(e)
-        cfg = st.default_config(cdns, policy=engine_policy())
+        policy = engine_policy()
+        policy["decision_log_sample"] = 1  # every decision logged, one line each
+        cfg = st.default_config(cdns, policy=policy)
         cls.d = cls.watch(st.Steerd(cfg, name="policy-slow", wait_ready=True))
 
     @classmethod
@@ -175,6 +177,12 @@ class SlowCdnTest(st.SteerdTestCase):
             self.assertIn(k, alpha["terms"])
         _, state = self.d.admin_json("/state")
         self.assertLess(region_row(state, "nordics")["alpha"]["share"], 0.1)
+        m = self.d.metrics()
+        self.assertLess(m[st.metric_key("steerd_cdn_score", cdn="alpha", region="nordics")],
+                        m[st.metric_key("steerd_cdn_score", cdn="alpha", region="uk")])
+        log = self.d.stderr_since(0)
+        self.assertRegex(log, r"region=nordics cdn=beta reason=weighted "
+                                          r"weights=engine weight=\d+/\d+")
         self.assertTrue(region_row(state, "uk")["alpha"]["meets_bar"])
 
         # Back to full speed: exploration kept alpha measured, so it meets the bar again (it
