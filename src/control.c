@@ -233,6 +233,11 @@ engine_apply(struct control *c, const struct cfg *old)
     if (e->has_weights)
         engine_fill_weights(e, cfg);
     engine_tick_arm(c);
+    /* After a reload, recompute at once: new regions and CDNs have no terms until then. */
+    if (old != NULL && cfg->score.enabled && e->tick != NULL && !c->stopping) {
+        score_expire(e->score);
+        event_active(e->tick, EV_TIMEOUT, 0);
+    }
 }
 
 /* Every interval: the traffic estimate from the decisions since the last tick, cost accounting,

@@ -636,6 +636,12 @@ score_update(struct score *s, const struct score_inputs *in, uint64_t now_ms)
     return true;
 }
 
+void
+score_expire(struct score *s)
+{
+    s->computed = false;
+}
+
 const double *
 score_shares(const struct score *s, uint32_t region)
 {

@@ -167,6 +167,10 @@ void score_reconcile(struct score *s, const struct cfg *c);
  * it recomputed. */
 bool score_update(struct score *s, const struct score_inputs *in, uint64_t now_ms);
 
+/* Makes the next score_update recompute whatever the time (e.g. right after a reconcile, whose
+ * new regions and CDNs have no terms yet). */
+void score_expire(struct score *s);
+
 /* Borrowed, [ncdns], valid until the next update or reconcile; NULL when out of range. */
 const double *score_shares(const struct score *s, uint32_t region);
 const struct score_terms *score_terms(const struct score *s, uint32_t region);

@@ -760,6 +760,21 @@ test_score_unpriced_equal_keeps_static_split(void **state)
     world_free(&w);
 }
 
+static void
+test_score_expire_forces_an_update(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 1, &p);
+    step(&w);
+    struct score_inputs in = {w.cfg, w.up, w.obs, w.cost, w.demand};
+    assert_false(score_update(w.score, &in, w.now - MIN_MS + 1)); /* within the interval */
+    score_expire(w.score);
+    assert_true(score_update(w.score, &in, w.now - MIN_MS + 1));
+    world_free(&w);
+}
+
 int
 main(void)
 {
@@ -780,6 +795,7 @@ main(void)
         cmocka_unit_test(test_score_explain_terms_from_obs),
         cmocka_unit_test(test_score_probe_throughput_term),
         cmocka_unit_test(test_score_unpriced_equal_keeps_static_split),
+        cmocka_unit_test(test_score_expire_forces_an_update),
         cmocka_unit_test(test_score_reconcile_keeps_shares),
         cmocka_unit_test(test_score_update_random_invariants),
     };
