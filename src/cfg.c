@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ struct ctx {
 
 /* Field descriptors (Redis style): the table drives unknown-key checks, defaults and the
  * scalar fields. FT_OTHER names a key handled by dedicated code. */
-enum ftype { FT_U32, FT_U64, FT_BOOL, FT_STR, FT_STR_NULL, FT_OTHER };
+enum ftype { FT_U32, FT_U64, FT_BOOL, FT_STR, FT_STR_NULL, FT_DBL, FT_OTHER };
 
 /* Returns NULL when s is acceptable, or a short reason. */
 typedef const char *(*check_fn)(const char *s);
@@ -49,8 +50,9 @@ struct field {
     const char *name;
     enum ftype type;
     size_t off;
-    uint64_t min, max, def; /* FT_BOOL: def only (0 or 1) */
-    const char *sdef;       /* FT_STR default, NULL = none */
+    uint64_t min, max, def;  /* FT_BOOL: def only (0 or 1) */
+    double dmin, dmax, ddef; /* FT_DBL: any JSON number in [dmin, dmax] */
+    const char *sdef;        /* FT_STR default, NULL = none */
     check_fn check;
     bool required;
 };
@@ -75,6 +77,10 @@ struct field {
 #define F_STR_NULL(nm, st, mb, fn)                                                                 \
     {                                                                                              \
         .name = nm, .type = FT_STR_NULL, .off = offsetof(st, mb), .check = fn                      \
+    }
+#define F_DBL(nm, st, mb, lo, hi, dflt)                                                            \
+    {                                                                                              \
+        .name = nm, .type = FT_DBL, .off = offsetof(st, mb), .dmin = lo, .dmax = hi, .ddef = dflt  \
     }
 #define F_OTHER(nm, req)                                                                           \
     {                                                                                              \
@@ -186,12 +192,14 @@ static const struct field probe_fields[] = {
     F_U32("max_body_bytes", struct cfg_probe, max_body_bytes, 1, 67108864, 1048576),
     F_U32("low_speed_bytes_per_s", struct cfg_probe, low_speed_bytes_per_s, 0, 1000000000, 1024),
     F_U32("low_speed_time_ms", struct cfg_probe, low_speed_time_ms, 1000, 600000, 2000),
+    F_OTHER("regions", false),
 };
 
 static const struct field cdn_fields[] = {
     F_STR("id", struct cfg_cdn, id, NULL, check_cdn_id, true),
     F_STR("base_url", struct cfg_cdn, base_url, NULL, check_base_url, true),
     F_OTHER("probe", false),
+    F_OTHER("cost", false),
 };
 
 static const struct field region_fields[] = {
@@ -205,6 +213,69 @@ static const struct field policy_fields[] = {
     F_OTHER("default", false),
     F_OTHER("regions", false),
     F_OTHER("manifest_mode", false),
+    F_OTHER("score", false),
+    F_OTHER("observe", false),
+    F_OTHER("traffic", false),
+    F_DBL("decision_log_sample", struct cfg, decision_log_sample, 0, 1, 0),
+};
+
+static const struct field score_fields[] = {
+    F_DBL("w_throughput", struct cfg_score, w_throughput, 0, 100, 1),
+    F_DBL("w_rebuffer", struct cfg_score, w_rebuffer, 0, 100, 2),
+    F_DBL("w_latency", struct cfg_score, w_latency, 0, 100, 1),
+    F_DBL("w_availability", struct cfg_score, w_availability, 0, 100, 2),
+    F_DBL("cost_weight", struct cfg_score, cost_weight, 0, 1, 0.5),
+    F_DBL("quality_bar", struct cfg_score, quality_bar, 0, 1, 0.9),
+    F_DBL("hysteresis", struct cfg_score, hysteresis, 0, 1, 0.05),
+    F_DBL("max_shift", struct cfg_score, max_shift, 0.001, 1, 0.2),
+    F_DBL("exploration", struct cfg_score, exploration, 0, 0.5, 0.02),
+    F_U32("interval_ms", struct cfg_score, interval_ms, 100, 3600000, 60000),
+    F_DBL("latency_good_ms", struct cfg_score, latency_good_ms, 0, 60000, 50),
+    F_DBL("latency_bad_ms", struct cfg_score, latency_bad_ms, 1, 60000, 1000),
+    F_DBL("spill_at", struct cfg_score, spill_at, 0.01, 1, 0.9),
+    F_U32("flap_half_life_ms", struct cfg_score, flap_half_life_ms, 0, 86400000, 900000),
+    F_DBL("flap_suppress", struct cfg_score, flap_suppress, 0.1, 100, 1.5),
+    F_DBL("flap_reuse", struct cfg_score, flap_reuse, 0.001, 100, 0.75),
+    F_DBL("probe_tp_target_bps", struct cfg_score, probe_tp_target_bps, 0, 1e12, 0),
+};
+
+static const struct field observe_fields[] = {
+    F_U32("probe_half_life_ms", struct cfg_observe, probe_half_life_ms, 100, 86400000, 60000),
+    F_U32("beacon_half_life_ms", struct cfg_observe, beacon_half_life_ms, 100, 86400000, 300000),
+    F_U32("beacon_window_ms", struct cfg_observe, beacon_window_ms, 0, 86400000, 60000),
+    F_DBL("beacon_max_step", struct cfg_observe, beacon_max_step, 0, 1, 0.2),
+    F_DBL("tp_target_bps", struct cfg_observe, tp_target_bps, 1, 1e12, 5e6),
+    F_DBL("starvation_bad", struct cfg_observe, starvation_bad, 0.001, 1, 0.1),
+    F_DBL("error_bad", struct cfg_observe, error_bad, 0.001, 1, 0.1),
+};
+
+static const struct field traffic_fields[] = {
+    F_DBL("bitrate_bps", struct cfg_traffic, bitrate_bps, 1000, 1e10, 3e6),
+    F_U32("session_s", struct cfg_traffic, session_s, 1, 86400, 300),
+};
+
+static const struct field cost_fields[] = {
+    F_OTHER("tiers", false),
+    F_OTHER("commit", false),
+    F_DBL("capacity_gbps", struct cfg_cost, capacity_gbps, 0, 1e6, 0),
+    F_DBL("month_used_gb", struct cfg_cost, month_used_gb, 0, 1e12, -1),
+};
+
+static const struct field commit_fields[] = {
+    F_OTHER("type", true),
+    F_DBL("amount", struct cfg_cost, commit_amount, 1e-9, 1e12, 0),
+    F_DBL("fee", struct cfg_cost, commit_fee, 0, 1e12, 0),
+    F_DBL("burst_price", struct cfg_cost, burst_price, -1, 1e6, -1),
+};
+
+/* Tiers are loaded into scratch slots first (one tier at a time). */
+struct tier {
+    double up_to_gb, price_per_gb;
+};
+
+static const struct field tier_fields[] = {
+    F_DBL("up_to_gb", struct tier, up_to_gb, 0, 1e12, -1),
+    F_DBL("price_per_gb", struct tier, price_per_gb, 0, 1e6, 0),
 };
 
 static const struct field rule_fields[] = {
@@ -649,6 +720,8 @@ apply_defaults(const struct field *t, size_t n, void *base)
             *(uint64_t *)(void *)slot = t[i].def;
         } else if (t[i].type == FT_BOOL) {
             *(bool *)(void *)slot = t[i].def != 0;
+        } else if (t[i].type == FT_DBL) {
+            *(double *)(void *)slot = t[i].ddef;
         } else if (t[i].type == FT_STR || t[i].type == FT_STR_NULL) {
             char **sp = (char **)(void *)slot;
             free(*sp);
@@ -712,6 +785,13 @@ load_field(struct ctx *x, json_t *v, const struct field *f, void *base, const ch
         *(char **)(void *)slot = xstrdup(s);
         break;
     }
+    case FT_DBL:
+        if (!json_is_number(v) || !isfinite(json_number_value(v)) ||
+            json_number_value(v) < f->dmin || json_number_value(v) > f->dmax)
+            fail(x, path, "must be a number in %g..%g", f->dmin, f->dmax);
+        else
+            *(double *)(void *)slot = json_number_value(v);
+        break;
     case FT_OTHER:
         break;
     }
@@ -970,6 +1050,110 @@ resolve_default_region(struct ctx *x, struct cfg *c, json_t *v)
     c->nregions++;
 }
 
+/* "cdns[].probe.regions": region name -> probe URL measuring the CDN from there. */
+static void
+load_probe_regions(struct ctx *x, const struct cfg *c, json_t *v, const char *path,
+                   struct cfg_probe *pr)
+{
+    char q[JPATH_MAX];
+    const char *key;
+    json_t *e;
+
+    if (!json_is_object(v)) {
+        fail(x, path, "must be an object of region name to probe URL");
+        return;
+    }
+    if (json_object_size(v) > CFG_MAX_REGIONS + 1) {
+        fail(x, path, "must have at most %d entries", CFG_MAX_REGIONS + 1);
+        return;
+    }
+    pr->regional = xcalloc(json_object_size(v) ? json_object_size(v) : 1, sizeof(*pr->regional));
+    json_object_foreach(v, key, e)
+    {
+        long idx = cfg_region_index(c, key);
+        jkey(q, path, key);
+        if (idx < 0) {
+            fail(x, q, "unknown region");
+            continue;
+        }
+        const char *why = json_is_string(e) ? check_probe_url(json_string_value(e)) : NULL;
+        if (!json_is_string(e) || why != NULL) {
+            fail(x, q, "%s", why ? why : "must be a probe URL string");
+            continue;
+        }
+        pr->regional[pr->nregional].region = (uint32_t)idx;
+        pr->regional[pr->nregional].url = xstrdup(json_string_value(e));
+        pr->nregional++;
+    }
+}
+
+static void
+load_tiers(struct ctx *x, json_t *v, const char *path, struct cfg_cost *cost)
+{
+    char q[JPATH_MAX];
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (!json_is_array(v) || n < 1 || n > CFG_MAX_COST_TIERS) {
+        fail(x, path, "must be an array of 1..%d tier objects", CFG_MAX_COST_TIERS);
+        return;
+    }
+    for (size_t t = 0; t < n; t++) {
+        struct tier tier;
+        apply_defaults(tier_fields, UTIL_ARRAY_LEN(tier_fields), &tier);
+        jidx(q, path, t);
+        if (!LOAD_OBJECT(x, json_array_get(v, t), tier_fields, &tier, q))
+            continue;
+        char r[JPATH_MAX];
+        if (json_object_get(json_array_get(v, t), "price_per_gb") == NULL)
+            fail(x, jkey(r, q, "price_per_gb"), "required");
+        if (tier.up_to_gb < 0) {
+            /* only the last tier may leave its bound open: it applies beyond it anyway */
+            if (t + 1 < n)
+                fail(x, jkey(r, q, "up_to_gb"), "required except in the last tier");
+            tier.up_to_gb = t > 0 ? cost->tier_up_to_gb[t - 1] : 0;
+        } else if (t > 0 && tier.up_to_gb <= cost->tier_up_to_gb[t - 1]) {
+            fail(x, jkey(r, q, "up_to_gb"), "must be above the previous tier's");
+        }
+        cost->tier_up_to_gb[t] = tier.up_to_gb;
+        cost->tier_price_per_gb[t] = tier.price_per_gb;
+    }
+    cost->ntiers = n;
+}
+
+static void
+load_commit(struct ctx *x, json_t *v, const char *path, struct cfg_cost *cost)
+{
+    char q[JPATH_MAX];
+    if (!LOAD_OBJECT(x, v, commit_fields, cost, path))
+        return;
+    json_t *t = json_object_get(v, "type");
+    if (t != NULL && json_is_string(t) && strcmp(json_string_value(t), "p95_gbps") == 0)
+        cost->commit = CFG_COMMIT_P95_GBPS;
+    else if (t != NULL && json_is_string(t) && strcmp(json_string_value(t), "gb_month") == 0)
+        cost->commit = CFG_COMMIT_GB;
+    else if (t != NULL)
+        fail(x, jkey(q, path, "type"), "must be \"p95_gbps\" or \"gb_month\"");
+    if (json_object_get(v, "amount") == NULL)
+        fail(x, jkey(q, path, "amount"), "required");
+    if (cost->commit == CFG_COMMIT_P95_GBPS && cost->burst_price < 0)
+        fail(x, jkey(q, path, "burst_price"),
+             "required (>= 0, per Gbps of 95th percentile above the commit) with p95_gbps");
+}
+
+/* "cdns[].cost": tiers, commit, capacity and the month's usage so far. */
+static void
+load_cost(struct ctx *x, json_t *v, const char *path, struct cfg_cost *cost)
+{
+    char q[JPATH_MAX];
+    json_t *e;
+    if (!LOAD_OBJECT(x, v, cost_fields, cost, path))
+        return;
+    cost->priced = true;
+    if ((e = json_object_get(v, "tiers")) != NULL)
+        load_tiers(x, e, jkey(q, path, "tiers"), cost);
+    if ((e = json_object_get(v, "commit")) != NULL && !json_is_null(e))
+        load_commit(x, e, jkey(q, path, "commit"), cost);
+}
+
 static void
 load_cdns(struct ctx *x, struct cfg *c, json_t *v)
 {
@@ -991,6 +1175,8 @@ load_cdns(struct ctx *x, struct cfg *c, json_t *v)
         struct cfg_cdn *cdn = &c->cdns[i];
         json_t *e = json_array_get(v, i), *pr;
         apply_defaults(probe_fields, UTIL_ARRAY_LEN(probe_fields), &cdn->probe);
+        apply_defaults(cost_fields, UTIL_ARRAY_LEN(cost_fields), &cdn->cost);
+        apply_defaults(commit_fields, UTIL_ARRAY_LEN(commit_fields), &cdn->cost);
         jidx(p, "cdns", i);
         if (!LOAD_OBJECT(x, e, cdn_fields, cdn, p))
             continue;
@@ -1003,7 +1189,15 @@ load_cdns(struct ctx *x, struct cfg *c, json_t *v)
             else
                 load_fields(x, pr, probe_fields, UTIL_ARRAY_LEN(probe_fields), &cdn->probe,
                             jkey(q, p, "probe"));
+            json_t *rg = json_is_object(pr) ? json_object_get(pr, "regions") : NULL;
+            if (rg != NULL) {
+                char r[JPATH_MAX];
+                load_probe_regions(x, c, rg, jkey(r, jkey(q, p, "probe"), "regions"), &cdn->probe);
+            }
         }
+        json_t *co = json_object_get(e, "cost");
+        if (co != NULL && !json_is_null(co))
+            load_cost(x, co, jkey(q, p, "cost"), &cdn->cost);
         for (size_t j = 0; cdn->id != NULL && j < i; j++) {
             if (c->cdns[j].id != NULL && strcmp(c->cdns[j].id, cdn->id) == 0) {
                 fail(x, jkey(q, p, "id"), "duplicate CDN id \"%s\" (see cdns[%zu])", cdn->id, j);
@@ -1112,6 +1306,32 @@ check_rule_allows(struct ctx *x, const struct cfg *c, const struct cfg_rule *r, 
     fail(x, path, "allows no CDN (every weight is 0 and failover is empty)");
 }
 
+/* "policy.score", "policy.observe", "policy.traffic": the scoring engine's parameters. */
+static void
+load_engine(struct ctx *x, struct cfg *c, json_t *pol)
+{
+    json_t *v;
+    if (pol == NULL)
+        return;
+    if ((v = json_object_get(pol, "score")) != NULL && !json_is_null(v) &&
+        LOAD_OBJECT(x, v, score_fields, &c->score, "policy.score")) {
+        const struct cfg_score *s = &c->score;
+        c->score.enabled = true;
+        if (s->w_throughput + s->w_rebuffer + s->w_latency + s->w_availability <= 0)
+            fail(x, "policy.score",
+                 "w_throughput, w_rebuffer, w_latency and w_availability "
+                 "must not all be 0");
+        if (s->latency_bad_ms <= s->latency_good_ms)
+            fail(x, "policy.score.latency_bad_ms", "must be above latency_good_ms");
+        if (s->flap_suppress <= s->flap_reuse)
+            fail(x, "policy.score.flap_suppress", "must be above flap_reuse");
+    }
+    if ((v = json_object_get(pol, "observe")) != NULL)
+        LOAD_OBJECT(x, v, observe_fields, &c->observe, "policy.observe");
+    if ((v = json_object_get(pol, "traffic")) != NULL)
+        LOAD_OBJECT(x, v, traffic_fields, &c->traffic, "policy.traffic");
+}
+
 static void
 load_policy(struct ctx *x, struct cfg *c, json_t *pol)
 {
@@ -1124,8 +1344,9 @@ load_policy(struct ctx *x, struct cfg *c, json_t *pol)
         def.weights[i] = 1;
     def.failover = xcalloc(0, sizeof(*def.failover));
 
-    if (pol != NULL && !LOAD_OBJECT(x, pol, policy_fields, NULL, "policy"))
+    if (pol != NULL && !LOAD_OBJECT(x, pol, policy_fields, c, "policy"))
         pol = NULL;
+    load_engine(x, c, pol);
     if (pol != NULL && (v = json_object_get(pol, "manifest_mode")) != NULL) {
         size_t i = 0;
         while (json_is_string(v) && i < UTIL_ARRAY_LEN(manifest_modes) &&
@@ -1485,6 +1706,11 @@ set_defaults(struct cfg *c)
     c->listen[0] = xstrdup(DEFAULT_LISTEN);
     c->nlisten = 1;
     c->manifest_mode = CFG_MANIFEST_REWRITE;
+    apply_defaults(score_fields, UTIL_ARRAY_LEN(score_fields), &c->score);
+    apply_defaults(observe_fields, UTIL_ARRAY_LEN(observe_fields), &c->observe);
+    apply_defaults(traffic_fields, UTIL_ARRAY_LEN(traffic_fields), &c->traffic);
+    c->score.enabled = false;
+    c->decision_log_sample = 0;
 }
 
 static struct cfg *
@@ -1637,6 +1863,9 @@ cfg_free(struct cfg *c)
         free(c->cdns[i].id);
         free(c->cdns[i].base_url);
         free(c->cdns[i].probe.url);
+        for (size_t k = 0; k < c->cdns[i].probe.nregional; k++)
+            free(c->cdns[i].probe.regional[k].url);
+        free(c->cdns[i].probe.regional);
     }
     free(c->cdns);
     if (c->rules != NULL) {

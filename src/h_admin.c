@@ -131,7 +131,8 @@ handle_explain(struct h_admin *a, struct evhttp_request *req, const struct evhtt
 
     geo_lookup(snap->conf->geo, &addr, &gc);
     h_redirect_session_from(sid, u, &addr, &sess);
-    struct policy_decision d = policy_explain(cfg, snap->up, gc.region, sess.hash, cand);
+    struct policy_decision d =
+        policy_explain_w(cfg, snap_weights(snap, gc.region), snap->up, gc.region, sess.hash, cand);
     const struct cfg_cdn *cdn = &cfg->cdns[d.cdn];
     size_t loclen = uri_build_location(cdn->base_url, cdn->base_url_len, u, loc, sizeof(loc));
     netaddr_format(&addr, ipbuf);
@@ -173,7 +174,9 @@ handle_explain(struct h_admin *a, struct evhttp_request *req, const struct evhtt
                    cand[i].up ? "true" : "false", cand[i].weight, cand[i].failover_rank,
                    cand[i].score, cand[i].cdn == d.cdn ? "true" : "false");
     }
-    buf_puts(&b, "]}\n");
+    buf_puts(&b, "]");
+    control_write_explain_engine(a->ctl, gc.region, &b);
+    buf_puts(&b, "}\n");
     reply_buf(req, 200, "application/json", &b);
 out:
     evhttp_clear_headers(&q);

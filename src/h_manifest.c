@@ -165,7 +165,8 @@ decide(const struct http_reqctx *ctx, const struct uri_parts *u, struct decision
         d->session = sess.hash;
     }
     uint32_t ranked[CFG_MAX_CDNS];
-    size_t n = policy_rank(cfg, snap->up, gc.region, d->session, ranked);
+    size_t n =
+        policy_rank_w(cfg, snap_weights(snap, gc.region), snap->up, gc.region, d->session, ranked);
     long pin = pinned_cdn(snap, u, gc.region);
     d->nrank = 0;
     if (pin >= 0)

@@ -7,6 +7,7 @@
 #include "steerd/cmcd.h"
 #include "steerd/h_beacon.h"
 #include "steerd/httpparse.h"
+#include "steerd/log.h"
 #include "steerd/router.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
@@ -95,6 +96,30 @@ put(struct buf *b, const char *s, size_t n)
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
+/* Sampled decision log (policy.decision_log_sample): sessions are sampled by their hash, so a
+ * sampled session has every decision logged. One line with the reason. */
+static void
+log_decision(const struct snap *snap, uint32_t region, uint64_t session_hash,
+             struct policy_decision d)
+{
+    const struct cfg *cfg = snap->conf->cfg;
+    double sample = cfg->decision_log_sample;
+    uint64_t h = util_hash64(&session_hash, sizeof(session_hash), 0x5e1ec7ULL);
+    if (sample <= 0 || (double)(h >> 11) * 0x1p-53 >= sample)
+        return;
+    uint32_t r = region < cfg->nregions ? region : cfg->default_region;
+    const uint32_t *w = snap_weights(snap, r);
+    const uint32_t *use = w ? w : cfg->rules[r].weights;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < cfg->ncdns; i++)
+        sum += use[i];
+    log_msg(LOG_INFO, "decision",
+            "session=%016llx region=%s cdn=%s reason=%s weights=%s weight=%u/%llu",
+            (unsigned long long)session_hash, cfg->regions[r].name, cfg->cdns[d.cdn].id,
+            policy_reason_str(d.reason), w ? "engine" : "static", use[d.cdn],
+            (unsigned long long)sum);
+}
+
 int
 h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *out)
 {
@@ -108,8 +133,11 @@ h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf
     h_redirect_client_addr(snap, req, ctx->peer, &client);
     geo_lookup(snap->conf->geo, &client, &gc);
     h_redirect_session_of(req, u, &client, &sess);
-    struct policy_decision d = policy_choose(cfg, snap->up, gc.region, sess.hash);
+    struct policy_decision d =
+        policy_choose_w(cfg, snap_weights(snap, gc.region), snap->up, gc.region, sess.hash);
     const struct cfg_cdn *cdn = &cfg->cdns[d.cdn];
+    if (cfg->decision_log_sample > 0)
+        log_decision(snap, gc.region, sess.hash, d);
 
     char loc[LOCATION_MAX];
     size_t loclen = uri_build_location(cdn->base_url, cdn->base_url_len, u, loc, sizeof(loc));

@@ -133,13 +133,17 @@ explain_terms(const struct cfg *c, const struct cfg_rule *rule, const uint8_t *u
     }
 }
 
-/* The one decision procedure behind policy_choose and policy_explain. */
+/* The one decision procedure behind policy_choose and policy_explain. rule may carry the
+ * engine's weights; stat is the region's static rule (the same as rule without the engine). */
 static struct policy_decision
-decide(const struct cfg *c, const uint8_t *up, const struct cfg_rule *rule, uint64_t session_hash)
+decide(const struct cfg *c, const uint8_t *up, const struct cfg_rule *rule,
+       const struct cfg_rule *stat, uint64_t session_hash)
 {
     struct policy_decision d = {0, POLICY_WEIGHTED};
 
     long best = pick_weighted(c, rule, up, false, session_hash);
+    if (best < 0 && rule != stat) /* none the engine weighs is up: the static weights */
+        best = pick_weighted(c, stat, up, false, session_hash);
     if (best >= 0) {
         d.cdn = (uint32_t)best;
         return d;
@@ -170,18 +174,52 @@ rule_for(const struct cfg *c, uint32_t region)
     return &c->rules[region < c->nregions ? region : c->default_region];
 }
 
+/* The region's rule with the engine's weights in place of the static ones (in *tmp), or the
+ * static rule itself when weights is NULL. */
+static const struct cfg_rule *
+rule_with(const struct cfg *c, uint32_t region, const uint32_t *weights, struct cfg_rule *tmp)
+{
+    const struct cfg_rule *stat = rule_for(c, region);
+    if (weights == NULL)
+        return stat;
+    *tmp = *stat;
+    tmp->weights = (uint32_t *)(uintptr_t)weights; /* only read */
+    return tmp;
+}
+
 struct policy_decision
 policy_choose(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash)
 {
-    return decide(c, up, rule_for(c, region), session_hash);
+    return policy_choose_w(c, NULL, up, region, session_hash);
+}
+
+struct policy_decision
+policy_choose_w(const struct cfg *c, const uint32_t *weights, const uint8_t *up, uint32_t region,
+                uint64_t session_hash)
+{
+    struct cfg_rule tmp;
+    const struct cfg_rule *rule = rule_with(c, region, weights, &tmp);
+    return decide(c, up, rule, rule_for(c, region), session_hash);
 }
 
 struct policy_decision
 policy_explain(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash,
                struct policy_candidate *out)
 {
-    const struct cfg_rule *rule = rule_for(c, region);
-    struct policy_decision d = decide(c, up, rule, session_hash);
+    return policy_explain_w(c, NULL, up, region, session_hash, out);
+}
+
+struct policy_decision
+policy_explain_w(const struct cfg *c, const uint32_t *weights, const uint8_t *up, uint32_t region,
+                 uint64_t session_hash, struct policy_candidate *out)
+{
+    struct cfg_rule tmp;
+    const struct cfg_rule *rule = rule_with(c, region, weights, &tmp);
+    const struct cfg_rule *stat = rule_for(c, region);
+    struct policy_decision d = decide(c, up, rule, stat, session_hash);
+    /* A weighted answer from the static fallback is explained with the static weights. */
+    if (rule != stat && d.reason == POLICY_WEIGHTED && !considered(rule, up, false, d.cdn))
+        rule = stat;
     explain_terms(c, rule, up, session_hash, d, out);
     return d;
 }
@@ -190,8 +228,19 @@ size_t
 policy_rank(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash,
             uint32_t *out)
 {
-    const struct cfg_rule *rule = rule_for(c, region);
-    struct policy_decision d = decide(c, up, rule, session_hash);
+    return policy_rank_w(c, NULL, up, region, session_hash, out);
+}
+
+size_t
+policy_rank_w(const struct cfg *c, const uint32_t *weights, const uint8_t *up, uint32_t region,
+              uint64_t session_hash, uint32_t *out)
+{
+    struct cfg_rule tmp;
+    const struct cfg_rule *rule = rule_with(c, region, weights, &tmp);
+    const struct cfg_rule *stat = rule_for(c, region);
+    struct policy_decision d = decide(c, up, rule, stat, session_hash);
+    if (rule != stat && d.reason == POLICY_WEIGHTED && !considered(rule, up, false, d.cdn))
+        rule = stat;
     bool ignore_health = d.reason == POLICY_FAIL_OPEN;
     uint32_t idx[CFG_MAX_CDNS];
     double score[CFG_MAX_CDNS];

@@ -12,6 +12,7 @@
 #include "steerd/util.h"
 
 #define PROBE_ERR_MAX 128
+#define PROBE_REGION_MAX 65
 /* A connect that takes longer than this is a fault whatever the whole-transfer timeout is. */
 #define PROBE_CONNECT_TIMEOUT_MAX_MS 10000u
 
@@ -29,8 +30,9 @@ struct xfer {
 struct target {
     struct probe *p;
     char id[CFG_ID_MAX + 1];
+    char *region; /* NULL: the CDN's own probe; else a regional URL's region name */
     char *url;
-    struct cfg_probe cfg; /* cfg.url points to url */
+    struct cfg_probe cfg; /* cfg.url points to url; cfg.regional is not kept */
     struct event *timer;  /* fires every interval_ms and starts one transfer */
     struct xfer *xfer;    /* NULL when idle */
     bool missed;          /* the timer fired while xfer ran: start again as soon as it ends */
@@ -48,6 +50,7 @@ struct probe {
 /* What a finished probe reports; built before the transfer is freed. */
 struct report {
     char id[CFG_ID_MAX + 1];
+    char region[PROBE_REGION_MAX];
     struct health_sample s;
     char error[PROBE_ERR_MAX];
 };
@@ -84,9 +87,12 @@ report_init(struct report *r, const struct target *t)
 {
     memset(r, 0, sizeof(*r));
     snprintf(r->id, sizeof(r->id), "%s", t->id);
+    snprintf(r->region, sizeof(r->region), "%s", t->region ? t->region : "");
     r->s.connect_ms = -1;
     r->s.ttfb_ms = -1;
+    r->s.tp_bps = -1;
     r->s.error = NULL;
+    r->s.region = t->region ? r->region : NULL;
 }
 
 static void
@@ -110,6 +116,10 @@ classify(const struct xfer *x, CURLcode rc, struct report *r)
     if (r->s.total_ms < 0)
         r->s.total_ms = 0;
     r->s.body_bytes = x->body_bytes;
+    curl_off_t speed = 0; /* bytes per second over the whole transfer */
+    if (rc == CURLE_OK && x->body_bytes > 0 &&
+        curl_easy_getinfo(e, CURLINFO_SPEED_DOWNLOAD_T, &speed) == CURLE_OK && speed > 0)
+        r->s.tp_bps = (double)speed * 8.0;
 
     if (rc == CURLE_OK) {
         if (status >= 200 && status <= 299) {
@@ -257,6 +267,7 @@ target_free(struct target *t)
     xfer_cancel(t);
     if (t->timer != NULL)
         event_free(t->timer);
+    free(t->region);
     free(t->url);
     free(t);
 }
@@ -271,24 +282,37 @@ same_probe(const struct cfg_probe *a, const struct cfg_probe *b)
            a->low_speed_time_ms == b->low_speed_time_ms;
 }
 
+static bool
+same_region(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
 static struct target *
-find_target(const struct probe *p, const char *id)
+find_target(const struct probe *p, const char *id, const char *region)
 {
     for (size_t i = 0; i < p->ntargets; i++)
-        if (p->targets[i] != NULL && strcmp(p->targets[i]->id, id) == 0)
+        if (p->targets[i] != NULL && strcmp(p->targets[i]->id, id) == 0 &&
+            same_region(p->targets[i]->region, region))
             return p->targets[i];
     return NULL;
 }
 
+/* The probe of cdn from region (NULL: its own URL) with the given URL and cdn's timings. */
 static struct target *
-target_new(struct probe *p, const struct cfg_cdn *cdn)
+target_new(struct probe *p, const struct cfg_cdn *cdn, const char *region, const char *url)
 {
     struct target *t = xcalloc(1, sizeof(*t));
     t->p = p;
     snprintf(t->id, sizeof(t->id), "%s", cdn->id);
-    t->url = xstrdup(cdn->probe.url);
+    t->region = region ? xstrdup(region) : NULL;
+    t->url = xstrdup(url);
     t->cfg = cdn->probe;
     t->cfg.url = t->url;
+    t->cfg.regional = NULL;
+    t->cfg.nregional = 0;
     t->timer = evtimer_new(p->base, on_target_timer, t);
     if (t->timer == NULL) {
         target_free(t);
@@ -303,7 +327,7 @@ probe_set_targets(struct probe *p, const struct cfg *c)
     size_t n = 0;
     for (size_t i = 0; i < c->ncdns; i++)
         if (c->cdns[i].probe.url != NULL)
-            n++;
+            n += 1 + c->cdns[i].probe.nregional;
 
     /* Build the new set first, so a failure leaves the running one untouched. */
     struct target **next = xcalloc(n ? n : 1, sizeof(*next));
@@ -313,15 +337,22 @@ probe_set_targets(struct probe *p, const struct cfg *c)
         const struct cfg_cdn *cdn = &c->cdns[i];
         if (cdn->probe.url == NULL)
             continue;
-        struct target *old = find_target(p, cdn->id);
-        if (old != NULL && same_probe(&old->cfg, &cdn->probe)) {
-            next[k++] = old;
-            continue;
+        /* j == 0: the CDN's own URL; then its regional ones */
+        for (size_t j = 0; j <= cdn->probe.nregional; j++) {
+            const char *region = j ? c->regions[cdn->probe.regional[j - 1].region].name : NULL;
+            struct cfg_probe want = cdn->probe;
+            if (j)
+                want.url = cdn->probe.regional[j - 1].url;
+            struct target *old = find_target(p, cdn->id, region);
+            if (old != NULL && same_probe(&old->cfg, &want)) {
+                next[k++] = old;
+                continue;
+            }
+            next[k] = target_new(p, cdn, region, want.url);
+            if (next[k] == NULL)
+                goto fail;
+            fresh[k++] = true;
         }
-        next[k] = target_new(p, cdn);
-        if (next[k] == NULL)
-            goto fail;
-        fresh[k++] = true;
     }
 
     /* Cancel what is gone or changed, then start the new ones at once. */

@@ -57,6 +57,7 @@ score_params_default(struct score_params *p)
     p->flap_half_life_ms = 900000;
     p->flap_suppress = 1.5;
     p->flap_reuse = 0.75;
+    p->probe_tp_target_bps = 0;
 }
 
 static bool
@@ -158,7 +159,9 @@ score_value(const struct score_params *p, const struct score_cand *c, size_t n, 
     double j = 0;
     for (size_t i = 0; i < n; i++) {
         double fr = c[i].free_share < c[i].cap_share ? c[i].free_share : c[i].cap_share;
-        double paid = c[i].cap_share - fr;
+        /* unpriced and unlimited: free and cap are both infinite, and there is no paid part
+         * (INFINITY - INFINITY would be NaN and poison the whole value) */
+        double paid = c[i].cap_share > fr ? c[i].cap_share - fr : 0;
         double a = x[i] < fr ? x[i] : fr;
         double b = x[i] - a < paid ? x[i] - a : paid;
         j += a * merit_of(p, c[i].quality, 0, max_price);
@@ -397,6 +400,11 @@ fill_terms(const struct score_params *p, const struct obs *o, uint32_t i, uint32
         return;
     const struct obs_cell *probes = cell.probe_samples > 0 ? &cell : &global;
     t->throughput = cell.tp_norm;
+    if (p->probe_tp_target_bps > 0 && probes->tp_bps >= 0) {
+        double pt = probes->tp_bps / p->probe_tp_target_bps;
+        pt = pt < 1 ? pt : 1;
+        t->throughput = pt < t->throughput ? pt : t->throughput;
+    }
     t->rebuffer = cell.rebuffer_term;
     t->latency = score_latency_term(p, probes->ttfb_ms);
     t->availability = probes->probe_ok * cell.error_term;
@@ -626,6 +634,12 @@ score_update(struct score *s, const struct score_inputs *in, uint64_t now_ms)
     s->computed = true;
     s->last_ms = now_ms;
     return true;
+}
+
+void
+score_expire(struct score *s)
+{
+    s->computed = false;
 }
 
 const double *

@@ -65,17 +65,41 @@ snap_conf_unref(struct snap_conf *c)
 struct snap *
 snap_new(struct snap_conf *conf, const uint8_t *up)
 {
+    return snap_new_weighted(conf, up, NULL);
+}
+
+struct snap *
+snap_new_weighted(struct snap_conf *conf, const uint8_t *up, const uint32_t *weights)
+{
     size_t n = conf->cfg->ncdns;
-    struct snap *s = xcalloc(1, sizeof(*s) + n);
+    size_t nw = weights ? conf->cfg->nregions * n : 0;
+    /* the weights start at the first uint32_t boundary past up[] */
+    size_t woff = (sizeof(struct snap) + n + sizeof(uint32_t) - 1) & ~(sizeof(uint32_t) - 1);
+    struct snap *s = xcalloc(1, woff + nw * sizeof(uint32_t));
     atomic_init(&s->refs, 1);
     s->conf = snap_conf_ref(conf);
     memcpy(s->up, up, n);
+    if (weights != NULL) {
+        uint32_t *w = (uint32_t *)(void *)((char *)s + woff);
+        memcpy(w, weights, nw * sizeof(uint32_t));
+        s->weights = w;
+    }
     s->all_down = true;
     for (size_t i = 0; i < n; i++) {
         if (up[i])
             s->all_down = false;
     }
     return s;
+}
+
+const uint32_t *
+snap_weights(const struct snap *s, uint32_t region)
+{
+    if (s->weights == NULL)
+        return NULL;
+    const struct cfg *c = s->conf->cfg;
+    uint32_t r = region < c->nregions ? region : c->default_region;
+    return &s->weights[(size_t)r * c->ncdns];
 }
 
 struct snap *

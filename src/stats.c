@@ -493,3 +493,49 @@ stats_write_prometheus(struct stats *s, struct buf *out)
     (void)len;
     write_steering(s, out);
 }
+
+void
+stats_decision_totals(struct stats *s, const struct cfg *c, uint64_t *out)
+{
+    size_t nr = c->nregions, nc = c->ncdns;
+    long *rmap = NULL, *cmap = NULL;
+    memset(out, 0, nr * nc * sizeof(*out));
+
+    pthread_mutex_lock(&s->mu);
+    if (s->folded != NULL) {
+        for (size_t r = 0; r < nr; r++) {
+            for (size_t k = 0; k < nc; k++) {
+                const struct dec_entry *e =
+                    table_slot(s->folded, s->folded_cap, c->regions[r].name, c->cdns[k].id);
+                if (e->region != NULL)
+                    out[r * nc + k] += e->count;
+            }
+        }
+    }
+    for (size_t i = 0; i < s->nworkers; i++) {
+        struct stats_worker *w = &s->workers[i];
+        if (w->dec == NULL)
+            continue;
+        const struct cfg *wc = w->dec_conf->cfg;
+        /* the worker's (region, CDN) indexes in c, by name (the same when it counts for c) */
+        rmap = xrealloc(rmap, (wc->nregions ? wc->nregions : 1) * sizeof(*rmap));
+        cmap = xrealloc(cmap, (wc->ncdns ? wc->ncdns : 1) * sizeof(*cmap));
+        for (size_t r = 0; r < wc->nregions; r++)
+            rmap[r] = wc == c ? (long)r : cfg_region_index(c, wc->regions[r].name);
+        for (size_t k = 0; k < wc->ncdns; k++)
+            cmap[k] = wc == c ? (long)k : cfg_cdn_index(c, wc->cdns[k].id);
+        for (size_t r = 0; r < wc->nregions; r++) {
+            if (rmap[r] < 0)
+                continue;
+            for (size_t k = 0; k < wc->ncdns; k++) {
+                if (cmap[k] < 0)
+                    continue;
+                out[(size_t)rmap[r] * nc + (size_t)cmap[k]] +=
+                    atomic_load_explicit(&w->dec[r * wc->ncdns + k], memory_order_relaxed);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(rmap);
+    free(cmap);
+}

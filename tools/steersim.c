@@ -544,7 +544,9 @@ probe(struct sim *m, size_t cdn, int region, const struct perf *p, uint64_t now)
                                        op.ttfb_ms,
                                        ok ? ttfb : 1000,
                                        ok ? 1000 : 0,
-                                       ok ? NULL : "http 503"};
+                                       ok ? NULL : "http 503",
+                                       op.tp_bps,
+                                       NULL};
             health_record(m->health, s->cdn_ids[cdn], &hs, t);
         }
     }

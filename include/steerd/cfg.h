@@ -23,15 +23,42 @@ struct steering_keyring;
 
 enum cfg_manifest_mode { CFG_MANIFEST_REWRITE = 0, CFG_MANIFEST_STEERING, CFG_MANIFEST_REDIRECT };
 
+#define CFG_MAX_COST_TIERS 8
+
+/* A probe URL measuring a CDN from one region ("cdns[].probe.regions": region name -> URL). Its
+ * results feed that region's live quality only; health (up/down) comes from the main URL. */
+struct cfg_probe_region {
+    uint32_t region; /* index into cfg.regions */
+    char *url;
+};
+
 struct cfg_probe {
-    char *url;                      /* NULL: no probe, the CDN is always considered up */
-    uint32_t interval_ms;           /* 100..3600000, default 2000 */
-    uint32_t timeout_ms;            /* 50..60000, default 1000 */
-    uint32_t rise;                  /* 1..100, default 2: successes to come back up */
-    uint32_t fall;                  /* 1..100, default 2: failures to go down */
-    uint32_t max_body_bytes;        /* 1..67108864, default 1048576: larger body = failure */
-    uint32_t low_speed_bytes_per_s; /* 0..1e9, default 1024 (0 = off) */
-    uint32_t low_speed_time_ms;     /* 1000..600000, default 2000 */
+    char *url;                         /* NULL: no probe, the CDN is always considered up */
+    uint32_t interval_ms;              /* 100..3600000, default 2000 */
+    uint32_t timeout_ms;               /* 50..60000, default 1000 */
+    uint32_t rise;                     /* 1..100, default 2: successes to come back up */
+    uint32_t fall;                     /* 1..100, default 2: failures to go down */
+    uint32_t max_body_bytes;           /* 1..67108864, default 1048576: larger body = failure */
+    uint32_t low_speed_bytes_per_s;    /* 0..1e9, default 1024 (0 = off) */
+    uint32_t low_speed_time_ms;        /* 1000..600000, default 2000 */
+    struct cfg_probe_region *regional; /* "regions": at most one per region */
+    size_t nregional;
+};
+
+enum cfg_commit { CFG_COMMIT_NONE = 0, CFG_COMMIT_P95_GBPS, CFG_COMMIT_GB };
+
+/* A CDN's pricing ("cdns[].cost"); without the object the CDN is unpriced (free, unlimited). */
+struct cfg_cost {
+    bool priced;                              /* the object was given */
+    double tier_up_to_gb[CFG_MAX_COST_TIERS]; /* ascending */
+    double tier_price_per_gb[CFG_MAX_COST_TIERS];
+    size_t ntiers;
+    enum cfg_commit commit; /* "commit.type": "p95_gbps" | "gb_month" */
+    double commit_amount;   /* Gbps or GB, > 0 with a commit */
+    double commit_fee;      /* per month, >= 0 */
+    double burst_price;     /* above the commit; -1: the tiers (GB commit only) */
+    double capacity_gbps;   /* 0 = unlimited */
+    double month_used_gb;   /* volume already used this month (a usage report); -1 = unknown */
 };
 
 struct cfg_cdn {
@@ -39,6 +66,7 @@ struct cfg_cdn {
     char *base_url; /* scheme://host[:port][/prefix], no trailing '/', no query or fragment */
     size_t base_url_len;
     struct cfg_probe probe;
+    struct cfg_cost cost;
 };
 
 struct cfg_region {
@@ -61,6 +89,45 @@ struct cfg_rule {
     uint32_t *weights;  /* [ncdns] */
     uint32_t *failover; /* cdn indexes tried in order when no weighted CDN is up */
     size_t nfailover;
+};
+
+/* The scoring engine ("policy.score"; see score.h for the formula). Without the object the engine
+ * is off and the static weights decide, as before. Ranges in cfg.c. */
+struct cfg_score {
+    bool enabled;
+    double w_throughput, w_rebuffer, w_latency, w_availability; /* 0..100, sum > 0; 1 2 1 2 */
+    double cost_weight;                                         /* 0..1, default 0.5 */
+    double quality_bar;                                         /* 0..1, default 0.9 */
+    double hysteresis;                                          /* 0..1, default 0.05 */
+    double max_shift;                                           /* 0.001..1, default 0.2 */
+    double exploration;                                         /* 0..0.5, default 0.02 */
+    uint32_t interval_ms;                                       /* 100..3600000, default 60000 */
+    double latency_good_ms;                                     /* 0..60000, default 50 */
+    double latency_bad_ms;      /* 1..60000 and > latency_good_ms, default 1000 */
+    double spill_at;            /* 0.01..1, default 0.9 */
+    uint32_t flap_half_life_ms; /* 0..86400000, default 900000 */
+    double flap_suppress;       /* 0.1..100 and > flap_reuse, default 1.5 */
+    double flap_reuse;          /* 0.001..100, default 0.75 */
+    double probe_tp_target_bps; /* 0..1e12, default 0 (off): a probe throughput at or above it
+                                   counts as fully good in the throughput term */
+};
+
+/* Live measurements ("policy.observe"; see obs.h). */
+struct cfg_observe {
+    uint32_t probe_half_life_ms;  /* 100..86400000, default 60000 */
+    uint32_t beacon_half_life_ms; /* 100..86400000, default 300000 */
+    uint32_t beacon_window_ms;    /* 0..86400000, default 60000 (0: no beacon cap) */
+    double beacon_max_step;       /* 0..1, default 0.2 */
+    double tp_target_bps;         /* 1..1e12, default 5e6 */
+    double starvation_bad;        /* 0.001..1, default 0.1 */
+    double error_bad;             /* 0.001..1, default 0.1 */
+};
+
+/* How decisions turn into a traffic estimate ("policy.traffic"): each decision stands for one
+ * session of session_s seconds at bitrate_bps. */
+struct cfg_traffic {
+    double bitrate_bps; /* 1000..1e10, default 3e6 */
+    uint32_t session_s; /* 1..86400, default 300 */
 };
 
 struct cfg_http {
@@ -183,6 +250,11 @@ struct cfg {
 
     struct cfg_rule *rules; /* [nregions]: each region's rule, resolved (a copy of default) */
     enum cfg_manifest_mode manifest_mode;
+    struct cfg_score score;
+    struct cfg_observe observe;
+    struct cfg_traffic traffic;
+    double decision_log_sample; /* "policy.decision_log_sample" 0..1, default 0: the share of
+                                   decisions logged as one line with the reason */
 
     struct cfg_http http;
     struct cfg_steering steering;

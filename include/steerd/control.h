@@ -6,6 +6,7 @@
 #define STEERD_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct beacon_hub;
@@ -14,8 +15,8 @@ struct diag;
 struct event_base;
 struct health;
 struct http_server;
-struct snap;
 struct obs;
+struct snap;
 struct snap_conf;
 struct stats;
 
@@ -27,13 +28,13 @@ struct control *control_new(struct event_base *base, const char *cfg_path, struc
                             struct http_server *http, struct stats *stats);
 void control_free(struct control *c);
 
-/* Feeds the beacons the workers queue on hub (borrowed, must outlive the control) into a
- * struct obs the control owns (control_beacon_obs): drained every CONTROL_BEACON_TICK_MS,
- * reconciled with each configuration. Call once, before control_start. */
+/* Feeds the beacons the workers queue on hub (borrowed, must outlive the control) into the
+ * scoring engine's live measurements (control_beacon_obs): drained every CONTROL_BEACON_TICK_MS.
+ * Call once, before control_start. */
 void control_set_beacons(struct control *c, struct beacon_hub *hub);
 #define CONTROL_BEACON_TICK_MS 50
 
-/* The beacon aggregates (borrowed; NULL before control_set_beacons). Control thread only. */
+/* The live measurements beacons and probes feed (borrowed). Control thread only. */
 const struct obs *control_beacon_obs(const struct control *c);
 
 /* Starts the probes and the signal handlers (HUP reload, TERM/INT drain, USR1 log reopen). */
@@ -59,5 +60,14 @@ bool control_ready(const struct control *c);
 void control_write_metrics(const struct control *c, struct buf *out);
 /* Appends the /state JSON document. */
 void control_write_state(const struct control *c, struct buf *out);
+
+/* Appends to out, for /explain, a JSON object member "engine":{...} (with a leading comma):
+ * whether the scoring engine is on and, when it is, every term of every CDN's score in region
+ * and the rule that set its share. */
+void control_write_explain_engine(const struct control *c, uint32_t region, struct buf *out);
+
+/* How much of cdn's commit the month has used: month GB / commit GB, or the 95th percentile so
+ * far / commit Gbps; NAN without a commit. */
+double control_commit_used_ratio(const struct control *c, uint32_t cdn);
 
 #endif

@@ -21,7 +21,10 @@ struct health_sample {
     double ttfb_ms;    /* -1 when not measured */
     double total_ms;
     uint64_t body_bytes;
-    const char *error; /* short reason on FAIL / INCONCLUSIVE, borrowed; NULL on OK */
+    const char *error;  /* short reason on FAIL / INCONCLUSIVE, borrowed; NULL on OK */
+    double tp_bps;      /* download throughput (body bits / total time), -1 when not measured */
+    const char *region; /* NULL: the CDN's own probe; else the region name of a regional probe
+                           URL (borrowed), whose result says nothing about up/down */
 };
 
 struct health_cdn {

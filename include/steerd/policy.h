@@ -42,7 +42,6 @@ struct policy_decision policy_choose(const struct cfg *c, const uint8_t *up, uin
 struct policy_decision policy_explain(const struct cfg *c, const uint8_t *up, uint32_t region,
                                       uint64_t session_hash, struct policy_candidate *out);
 
-/* "weighted", "failover" or "fail_open" (a static string). */
 /* The session's candidate CDNs in rank order, for answers that list several (redundant HLS
  * streams, DASH BaseURLs, steering PATHWAY-PRIORITY): the decision of policy_choose first, then
  * the other CDNs its branch considered by score, then the failover entries that are up. No CDN
@@ -50,6 +49,18 @@ struct policy_decision policy_explain(const struct cfg *c, const uint8_t *up, ui
 size_t policy_rank(const struct cfg *c, const uint8_t *up, uint32_t region, uint64_t session_hash,
                    uint32_t *out);
 
+/* The same three with the scoring engine's weights for the region (weights: ncdns entries, e.g.
+ * snap_weights(); NULL = the static ones) in place of the rule's. When none of the CDNs those
+ * weigh is up, the static weights are tried before the failover list. No allocation. */
+struct policy_decision policy_choose_w(const struct cfg *c, const uint32_t *weights,
+                                       const uint8_t *up, uint32_t region, uint64_t session_hash);
+struct policy_decision policy_explain_w(const struct cfg *c, const uint32_t *weights,
+                                        const uint8_t *up, uint32_t region, uint64_t session_hash,
+                                        struct policy_candidate *out);
+size_t policy_rank_w(const struct cfg *c, const uint32_t *weights, const uint8_t *up,
+                     uint32_t region, uint64_t session_hash, uint32_t *out);
+
+/* "weighted", "failover" or "fail_open" (a static string). */
 const char *policy_reason_str(enum policy_reason r);
 
 #endif

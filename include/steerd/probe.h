@@ -12,17 +12,19 @@ struct cfg;
 struct event_base;
 struct probe;
 
-/* Called on the base's thread after each probe ends. id and s (with s->error) are borrowed for
- * the call. The callback may call probe_set_targets or probe_stop, but not probe_free. */
+/* Called on the base's thread after each probe ends. id and s (with s->error and s->region) are
+ * borrowed for the call. Regional probe URLs (cfg_probe.regional) report with s->region set. The
+ * callback may call probe_set_targets or probe_stop, but not probe_free. */
 typedef void (*probe_result_fn)(void *arg, const char *id, const struct health_sample *s);
 
 /* Creates a prober on base; it probes nothing until probe_set_targets. Caller owns it. Returns
  * NULL when curl or libevent could not be set up. curl_global_init must have been called. */
 struct probe *probe_new(struct event_base *base, probe_result_fn cb, void *arg);
 
-/* Makes the probed set match c (by CDN id): unchanged targets keep their schedule, changed ones
- * (URL or timings) are restarted, removed ones are cancelled. Each target's first probe starts
- * at once. Returns 0, or -1 when curl could not be set up (then nothing changed). */
+/* Makes the probed set match c (by CDN id and region, for regional URLs): unchanged targets keep
+ * their schedule, changed ones (URL or timings) are restarted, removed ones are cancelled. Each
+ * target's first probe starts at once. Returns 0, or -1 when curl could not be set up (then nothing
+ * changed). */
 int probe_set_targets(struct probe *p, const struct cfg *c);
 
 /* Cancels every transfer and timer; no callback runs after it returns. */

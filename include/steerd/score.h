@@ -10,7 +10,9 @@
  *
  *  Terms, each in [0,1] (1 = perfect), from the (CDN, region) cell, probes falling back to the
  *  CDN's global probes:
- *    T throughput   = beacon tp_norm: mean of min(1, throughput / target), 1 without beacons
+ *    T throughput   = beacon tp_norm: mean of min(1, throughput / target), 1 without beacons;
+ *                     with probe_tp_target_bps > 0, the lower of that and min(1, probe
+ *                     throughput mean / probe_tp_target_bps) (1 without a measurement)
  *    R rebuffering  = 1 - min(1, beacon starvation rate / starvation_bad)
  *    L latency      = (latency_bad_ms - ttfb) / (latency_bad_ms - latency_good_ms) clamped to
  *                     [0,1], ttfb the probe mean (1 without probes)
@@ -79,6 +81,8 @@ struct score_params {
     uint32_t flap_half_life_ms; /* default 900000 */
     double flap_suppress;       /* default 1.5 (> flap_reuse): two falls within a half-life */
     double flap_reuse;          /* default 0.75 */
+    double probe_tp_target_bps; /* default 0 (off): when > 0, T is the lower of the beacon term
+                                   and min(1, probe throughput / this) */
 };
 
 void score_params_default(struct score_params *p);
@@ -162,6 +166,10 @@ void score_reconcile(struct score *s, const struct cfg *c);
  * first call); in->cfg must have the regions and CDNs of the last reconcile. Returns true when
  * it recomputed. */
 bool score_update(struct score *s, const struct score_inputs *in, uint64_t now_ms);
+
+/* Makes the next score_update recompute whatever the time (e.g. right after a reconcile, whose
+ * new regions and CDNs have no terms yet). */
+void score_expire(struct score *s);
 
 /* Borrowed, [ncdns], valid until the next update or reconcile; NULL when out of range. */
 const double *score_shares(const struct score *s, uint32_t region);

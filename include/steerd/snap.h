@@ -37,7 +37,10 @@ struct snap {
     _Atomic uint32_t refs;
     struct snap_conf *conf; /* one reference held */
     bool all_down;          /* no CDN is up */
-    uint8_t up[];           /* [conf->cfg->ncdns] */
+    /* The scoring engine's rendezvous weights, [nregions][ncdns] in the same allocation, or
+     * NULL: every region uses its static weights (read them through snap_weights). */
+    const uint32_t *weights;
+    uint8_t up[]; /* [conf->cfg->ncdns] */
 };
 
 /* Builds a snap_conf from *cfgp, taking ownership of the cfg (even on failure: *cfgp is set to
@@ -49,6 +52,12 @@ void snap_conf_unref(struct snap_conf *c);
 /* A snap of conf (a new reference is taken) with up[] copied (conf->cfg->ncdns bytes).
  * refs starts at 1. */
 struct snap *snap_new(struct snap_conf *conf, const uint8_t *up);
+/* As snap_new, with the engine's weights copied (conf->cfg->nregions x ncdns entries, row per
+ * region; NULL = the static weights). */
+struct snap *snap_new_weighted(struct snap_conf *conf, const uint8_t *up, const uint32_t *weights);
+/* The weights the hot path uses for region (out of range: the default region): a borrowed row
+ * of ncdns entries, or NULL when the static weights apply. No allocation. */
+const uint32_t *snap_weights(const struct snap *s, uint32_t region);
 struct snap *snap_ref(struct snap *s);
 void snap_unref(struct snap *s);
 

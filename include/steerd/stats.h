@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 struct buf;
+struct cfg;
 struct snap_conf;
 struct stats;
 
@@ -126,6 +127,11 @@ struct stats_worker *stats_worker(struct stats *s, size_t i);
 /* Called by worker i when it starts using conf (a new reference is taken): folds the counts of
  * the previous configuration by name and starts fresh counters. */
 void stats_worker_adopt(struct stats *s, size_t i, struct snap_conf *conf);
+
+/* Fills out[nregions * ncdns] (region-major, in c's order) with the decisions counted so far
+ * for each of c's (region, CDN) pairs by name, whatever configuration the workers counted them
+ * under: folded totals plus live counters. Takes the stats mutex (control thread). */
+void stats_decision_totals(struct stats *s, const struct cfg *c, uint64_t *out);
 
 /* Appends the Prometheus exposition of every worker counter (requests, rejections,
  * connections, manifest cache and origin fetches, decisions) to out. */

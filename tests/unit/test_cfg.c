@@ -1436,6 +1436,255 @@ test_cfg_free_and_index_accept_null(void **state)
     assert_int_equal(cfg_region_index(NULL, "a"), -1);
 }
 
+/* ---- the scoring engine's keys ---- */
+
+#define REG2                                                                                       \
+    "\"regions\": [{\"name\": \"eu\", \"countries\": [\"DE\"]}, {\"name\": \"us\", "               \
+    "\"countries\": [\"US\"]}]"
+#define PCDN(cost)                                                                                 \
+    "\"cdns\":[{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\", \"cost\": " cost "}]"
+#define PROBE_CDN(probe)                                                                           \
+    "\"cdns\":[{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\", \"probe\": " probe "}" \
+    "]"
+
+static void
+test_cfg_engine_off_by_default(void **state)
+{
+    (void)state;
+    struct diag d;
+    diag_init(&d);
+    struct cfg *c = load_str("{" CDNS2 ", \"policy\": {}}", &d);
+    assert_non_null(c);
+    assert_false(c->score.enabled);
+    assert_true(c->decision_log_sample == 0);
+    assert_false(c->cdns[0].cost.priced);
+    assert_true(c->cdns[0].cost.month_used_gb < 0);
+    assert_int_equal(c->cdns[0].probe.nregional, 0);
+    /* defaults as score.h / obs.h document them */
+    assert_true(c->score.quality_bar == 0.9 && c->score.max_shift == 0.2);
+    assert_int_equal(c->score.interval_ms, 60000);
+    assert_int_equal(c->observe.probe_half_life_ms, 60000);
+    assert_true(c->observe.tp_target_bps == 5e6);
+    assert_true(c->traffic.bitrate_bps == 3e6);
+    assert_int_equal(c->traffic.session_s, 300);
+    cfg_free(c);
+    diag_free(&d);
+}
+
+static void
+test_cfg_engine_keys(void **state)
+{
+    (void)state;
+    struct diag d;
+    diag_init(&d);
+    struct cfg *c = load_str(
+        "{" REG2 ", \"cdns\": [{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\","
+        " \"probe\": {\"url\": \"http://127.0.0.1:9001/p\", \"regions\": {\"eu\": "
+        "\"http://127.0.0.1:9003/eu\"}},"
+        " \"cost\": {\"tiers\": [{\"up_to_gb\": 100, \"price_per_gb\": 0.02}, {\"price_per_gb\": "
+        "0.01}], \"commit\": {\"type\": \"gb_month\", \"amount\": 500, \"fee\": 5, "
+        "\"burst_price\": 0.03}, \"capacity_gbps\": 40, \"month_used_gb\": 12.5}},"
+        " {\"id\": \"beta\", \"base_url\": \"http://127.0.0.1:9002\", \"cost\": {\"commit\": "
+        "{\"type\": \"p95_gbps\", \"amount\": 2.5, \"burst_price\": 100}}}],"
+        " \"policy\": {\"decision_log_sample\": 0.25, \"score\": {\"w_throughput\": 3, "
+        "\"cost_weight\": 1, \"quality_bar\": 0.8, \"hysteresis\": 0, \"max_shift\": 1, "
+        "\"exploration\": 0.5, \"interval_ms\": 100, \"latency_good_ms\": 0, "
+        "\"latency_bad_ms\": 200, \"spill_at\": 1, \"flap_half_life_ms\": 0, "
+        "\"flap_suppress\": 3, \"flap_reuse\": 0.01, \"probe_tp_target_bps\": 8e6},"
+        " \"observe\": {\"probe_half_life_ms\": 100, \"beacon_half_life_ms\": 1000, "
+        "\"beacon_window_ms\": 0, \"beacon_max_step\": 1, \"tp_target_bps\": 1e7, "
+        "\"starvation_bad\": 1, \"error_bad\": 0.5}, \"traffic\": {\"bitrate_bps\": 6000000, "
+        "\"session_s\": 60}}}",
+        &d);
+    if (c == NULL)
+        print_diag("load", &d);
+    assert_non_null(c);
+    assert_true(c->score.enabled);
+    assert_true(c->score.w_throughput == 3 && c->score.w_rebuffer == 2);
+    assert_true(c->score.cost_weight == 1 && c->score.exploration == 0.5);
+    assert_int_equal(c->score.interval_ms, 100);
+    assert_true(c->score.probe_tp_target_bps == 8e6);
+    assert_int_equal(c->observe.beacon_window_ms, 0);
+    assert_true(c->observe.error_bad == 0.5);
+    assert_true(c->traffic.bitrate_bps == 6e6);
+    assert_int_equal(c->traffic.session_s, 60);
+    assert_true(c->decision_log_sample == 0.25);
+    const struct cfg_cdn *a = &c->cdns[0], *b = &c->cdns[1];
+    assert_int_equal(a->probe.nregional, 1);
+    assert_int_equal(a->probe.regional[0].region, 0);
+    assert_string_equal(a->probe.regional[0].url, "http://127.0.0.1:9003/eu");
+    assert_true(a->cost.priced);
+    assert_int_equal(a->cost.ntiers, 2);
+    assert_true(a->cost.tier_up_to_gb[0] == 100 && a->cost.tier_price_per_gb[1] == 0.01);
+    assert_true(a->cost.tier_up_to_gb[1] == 100); /* open last tier */
+    assert_int_equal(a->cost.commit, CFG_COMMIT_GB);
+    assert_true(a->cost.commit_amount == 500 && a->cost.commit_fee == 5);
+    assert_true(a->cost.burst_price == 0.03 && a->cost.capacity_gbps == 40);
+    assert_true(a->cost.month_used_gb == 12.5);
+    assert_int_equal(b->cost.commit, CFG_COMMIT_P95_GBPS);
+    assert_true(b->cost.commit_amount == 2.5 && b->cost.burst_price == 100);
+    assert_int_equal(b->cost.ntiers, 0);
+    cfg_free(c);
+    assert_int_equal(d.count, 0);
+    diag_free(&d);
+}
+
+static const struct {
+    const char *name, *json, *expect;
+} engine_bad_cases[] = {
+    {"score not object", "{" CDNS2 ", \"policy\": {\"score\": 1}}",
+     "policy.score: must be an object"},
+    {"score unknown", "{" CDNS2 ", \"policy\": {\"score\": {\"w_speed\": 1}}}",
+     "policy.score.w_speed: unknown key"},
+    {"score weight negative", "{" CDNS2 ", \"policy\": {\"score\": {\"w_latency\": -1}}}",
+     "policy.score.w_latency: must be a number in 0..100"},
+    {"score weight string", "{" CDNS2 ", \"policy\": {\"score\": {\"w_rebuffer\": \"2\"}}}",
+     "policy.score.w_rebuffer: must be a number"},
+    {"score weights all zero",
+     "{" CDNS2 ", \"policy\": {\"score\": {\"w_throughput\": 0, \"w_rebuffer\": 0, "
+     "\"w_latency\": 0, \"w_availability\": 0}}}",
+     "must not all be 0"},
+    {"cost weight", "{" CDNS2 ", \"policy\": {\"score\": {\"cost_weight\": 1.5}}}",
+     "policy.score.cost_weight: must be a number in 0..1"},
+    {"quality bar", "{" CDNS2 ", \"policy\": {\"score\": {\"quality_bar\": -0.1}}}",
+     "policy.score.quality_bar: must be"},
+    {"hysteresis", "{" CDNS2 ", \"policy\": {\"score\": {\"hysteresis\": 2}}}",
+     "policy.score.hysteresis: must be"},
+    {"max shift", "{" CDNS2 ", \"policy\": {\"score\": {\"max_shift\": true}}}",
+     "policy.score.max_shift: must be"},
+    {"exploration", "{" CDNS2 ", \"policy\": {\"score\": {\"exploration\": 0.6}}}",
+     "policy.score.exploration: must be a number in 0..0.5"},
+    {"interval low", "{" CDNS2 ", \"policy\": {\"score\": {\"interval_ms\": 99}}}",
+     "policy.score.interval_ms: must be an integer in 100..3600000"},
+    {"interval float", "{" CDNS2 ", \"policy\": {\"score\": {\"interval_ms\": 1000.5}}}",
+     "policy.score.interval_ms: must be an integer"},
+    {"latency good", "{" CDNS2 ", \"policy\": {\"score\": {\"latency_good_ms\": -5}}}",
+     "policy.score.latency_good_ms: must be"},
+    {"latency order",
+     "{" CDNS2 ", \"policy\": {\"score\": {\"latency_good_ms\": 500, \"latency_bad_ms\": 500}}}",
+     "policy.score.latency_bad_ms: must be above latency_good_ms"},
+    {"spill at", "{" CDNS2 ", \"policy\": {\"score\": {\"spill_at\": 0}}}",
+     "policy.score.spill_at: must be a number in 0.01..1"},
+    {"flap half life", "{" CDNS2 ", \"policy\": {\"score\": {\"flap_half_life_ms\": -1}}}",
+     "policy.score.flap_half_life_ms: must be an integer"},
+    {"flap order",
+     "{" CDNS2 ", \"policy\": {\"score\": {\"flap_suppress\": 0.5, \"flap_reuse\": 1}}}",
+     "policy.score.flap_suppress: must be above flap_reuse"},
+    {"flap suppress", "{" CDNS2 ", \"policy\": {\"score\": {\"flap_suppress\": 0}}}",
+     "policy.score.flap_suppress: must be a number in 0.1..100"},
+    {"flap reuse", "{" CDNS2 ", \"policy\": {\"score\": {\"flap_reuse\": 101}}}",
+     "policy.score.flap_reuse: must be"},
+    {"probe tp target", "{" CDNS2 ", \"policy\": {\"score\": {\"probe_tp_target_bps\": -1}}}",
+     "policy.score.probe_tp_target_bps: must be"},
+    {"observe not object", "{" CDNS2 ", \"policy\": {\"observe\": []}}",
+     "policy.observe: must be an object"},
+    {"observe unknown", "{" CDNS2 ", \"policy\": {\"observe\": {\"window\": 1}}}",
+     "policy.observe.window: unknown key"},
+    {"probe half life", "{" CDNS2 ", \"policy\": {\"observe\": {\"probe_half_life_ms\": 0}}}",
+     "policy.observe.probe_half_life_ms: must be an integer in 100..86400000"},
+    {"beacon half life", "{" CDNS2 ", \"policy\": {\"observe\": {\"beacon_half_life_ms\": 50}}}",
+     "policy.observe.beacon_half_life_ms: must be"},
+    {"beacon window", "{" CDNS2 ", \"policy\": {\"observe\": {\"beacon_window_ms\": 86400001}}}",
+     "policy.observe.beacon_window_ms: must be"},
+    {"beacon step", "{" CDNS2 ", \"policy\": {\"observe\": {\"beacon_max_step\": 1.01}}}",
+     "policy.observe.beacon_max_step: must be"},
+    {"tp target", "{" CDNS2 ", \"policy\": {\"observe\": {\"tp_target_bps\": 0}}}",
+     "policy.observe.tp_target_bps: must be"},
+    {"starvation bad", "{" CDNS2 ", \"policy\": {\"observe\": {\"starvation_bad\": 0}}}",
+     "policy.observe.starvation_bad: must be"},
+    {"error bad", "{" CDNS2 ", \"policy\": {\"observe\": {\"error_bad\": 2}}}",
+     "policy.observe.error_bad: must be"},
+    {"traffic unknown", "{" CDNS2 ", \"policy\": {\"traffic\": {\"viewers\": 2}}}",
+     "policy.traffic.viewers: unknown key"},
+    {"bitrate", "{" CDNS2 ", \"policy\": {\"traffic\": {\"bitrate_bps\": 10}}}",
+     "policy.traffic.bitrate_bps: must be"},
+    {"session", "{" CDNS2 ", \"policy\": {\"traffic\": {\"session_s\": 0}}}",
+     "policy.traffic.session_s: must be"},
+    {"log sample", "{" CDNS2 ", \"policy\": {\"decision_log_sample\": 1.5}}",
+     "policy.decision_log_sample: must be a number in 0..1"},
+    {"log sample string", "{" CDNS2 ", \"policy\": {\"decision_log_sample\": \"all\"}}",
+     "policy.decision_log_sample: must be"},
+    {"cost not object", "{" PCDN("[]") "}", "cdns[0].cost: must be an object"},
+    {"cost unknown", "{" PCDN("{\"price\": 1}") "}", "cdns[0].cost.price: unknown key"},
+    {"capacity", "{" PCDN("{\"capacity_gbps\": -1}") "}", "cdns[0].cost.capacity_gbps: must be"},
+    {"month used", "{" PCDN("{\"month_used_gb\": -2}") "}", "cdns[0].cost.month_used_gb: must be"},
+    {"tiers empty", "{" PCDN("{\"tiers\": []}") "}",
+     "cdns[0].cost.tiers: must be an array of 1..8"},
+    {"tiers object", "{" PCDN("{\"tiers\": {}}") "}", "cdns[0].cost.tiers: must be an array"},
+    {"tiers too many",
+     "{" PCDN(
+         "{\"tiers\": [{\"up_to_gb\":1,\"price_per_gb\":1},{\"up_to_gb\":2,\"price_per_gb\":1},"
+         "{\"up_to_gb\":3,\"price_per_gb\":1},{\"up_to_gb\":4,\"price_per_gb\":1},"
+         "{\"up_to_gb\":5,\"price_per_gb\":1},{\"up_to_gb\":6,\"price_per_gb\":1},"
+         "{\"up_to_gb\":7,\"price_per_gb\":1},{\"up_to_gb\":8,\"price_per_gb\":1},"
+         "{\"price_per_gb\":1}]}") "}",
+     "cdns[0].cost.tiers: must be an array of 1..8"},
+    {"tier price missing", "{" PCDN("{\"tiers\": [{\"up_to_gb\": 10}]}") "}",
+     "cdns[0].cost.tiers[0].price_per_gb: required"},
+    {"tier price negative", "{" PCDN("{\"tiers\": [{\"price_per_gb\": -0.01}]}") "}",
+     "cdns[0].cost.tiers[0].price_per_gb: must be"},
+    {"tier unknown", "{" PCDN("{\"tiers\": [{\"price_per_gb\": 1, \"from\": 0}]}") "}",
+     "cdns[0].cost.tiers[0].from: unknown key"},
+    {"tier bound missing",
+     "{" PCDN("{\"tiers\": [{\"price_per_gb\": 1}, {\"price_per_gb\": 0.5}]}") "}",
+     "cdns[0].cost.tiers[0].up_to_gb: required except in the last tier"},
+    {"tier bound order",
+     "{" PCDN("{\"tiers\": [{\"up_to_gb\": 10, \"price_per_gb\": 1}, {\"up_to_gb\": 10, "
+              "\"price_per_gb\": 0.5}]}") "}",
+     "cdns[0].cost.tiers[1].up_to_gb: must be above the previous tier's"},
+    {"commit type missing", "{" PCDN("{\"commit\": {\"amount\": 1}}") "}",
+     "cdns[0].cost.commit.type: required"},
+    {"commit type bad", "{" PCDN("{\"commit\": {\"type\": \"monthly\", \"amount\": 1}}") "}",
+     "cdns[0].cost.commit.type: must be \"p95_gbps\" or \"gb_month\""},
+    {"commit amount missing", "{" PCDN("{\"commit\": {\"type\": \"gb_month\"}}") "}",
+     "cdns[0].cost.commit.amount: required"},
+    {"commit amount zero", "{" PCDN("{\"commit\": {\"type\": \"gb_month\", \"amount\": 0}}") "}",
+     "cdns[0].cost.commit.amount: must be"},
+    {"commit fee",
+     "{" PCDN("{\"commit\": {\"type\": \"gb_month\", \"amount\": 1, \"fee\": -1}}") "}",
+     "cdns[0].cost.commit.fee: must be"},
+    {"commit burst",
+     "{" PCDN("{\"commit\": {\"type\": \"gb_month\", \"amount\": 1, \"burst_price\": -2}}") "}",
+     "cdns[0].cost.commit.burst_price: must be"},
+    {"p95 without burst", "{" PCDN("{\"commit\": {\"type\": \"p95_gbps\", \"amount\": 1}}") "}",
+     "cdns[0].cost.commit.burst_price: required"},
+    {"commit unknown",
+     "{" PCDN("{\"commit\": {\"type\": \"gb_month\", \"amount\": 1, \"gbps\": 1}}") "}",
+     "cdns[0].cost.commit.gbps: unknown key"},
+    {"probe regions not object",
+     "{" REG2 ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": []}") "}",
+     "cdns[0].probe.regions: must be an object"},
+    {"probe regions unknown region",
+     "{" REG2
+     ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"asia\": \"http://a/p\"}}") "}",
+     "cdns[0].probe.regions.asia: unknown region"},
+    {"probe regions bad url",
+     "{" REG2 ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"eu\": \"ftp://a/p\"}}") "}",
+     "cdns[0].probe.regions.eu: "},
+    {"probe regions not string",
+     "{" REG2 ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"eu\": 5}}") "}",
+     "cdns[0].probe.regions.eu: must be a probe URL string"},
+};
+
+static void
+test_cfg_engine_rejects_bad_values(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(engine_bad_cases); i++) {
+        struct diag d;
+        diag_init(&d);
+        struct cfg *c = load_str(engine_bad_cases[i].json, &d);
+        if (c != NULL || !diag_has(&d, engine_bad_cases[i].expect)) {
+            print_message("case \"%s\": expected \"%s\"\n", engine_bad_cases[i].name,
+                          engine_bad_cases[i].expect);
+            print_diag("got", &d);
+        }
+        assert_null(c);
+        assert_true(diag_has(&d, engine_bad_cases[i].expect));
+        diag_free(&d);
+    }
+}
+
 int
 main(void)
 {
@@ -1467,6 +1716,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cfg_load_file_good, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_cfg_split_hostport),
         cmocka_unit_test(test_cfg_free_and_index_accept_null),
+        cmocka_unit_test(test_cfg_engine_off_by_default),
+        cmocka_unit_test(test_cfg_engine_keys),
+        cmocka_unit_test(test_cfg_engine_rejects_bad_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

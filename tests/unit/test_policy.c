@@ -753,6 +753,72 @@ test_policy_reason_str_names(void **state)
     assert_string_equal(policy_reason_str((enum policy_reason)99), "unknown");
 }
 
+/* ---- the scoring engine's weights ---- */
+
+static void
+test_policy_choose_w_uses_engine_weights(void **state)
+{
+    (void)state;
+    struct cfg *c = mk_cfg(3, 2);
+    const uint32_t stat[] = {1, 1, 1};
+    set_weights(c, 0, stat);
+    set_weights(c, 1, stat);
+    const uint8_t up[] = {1, 1, 1};
+    /* the engine gives CDN 2 everything but a 1/10000 sliver each */
+    const uint32_t w[] = {1, 1, 9998};
+    size_t n2 = 0, same = 0;
+    for (uint64_t sess = 0; sess < NSESSIONS; sess++) {
+        struct policy_decision d = policy_choose_w(c, w, up, 0, sess);
+        assert_int_equal(d.reason, POLICY_WEIGHTED);
+        n2 += d.cdn == 2;
+        /* NULL weights are exactly the static choice */
+        struct policy_decision s0 = policy_choose_w(c, NULL, up, 0, sess);
+        struct policy_decision s1 = policy_choose(c, up, 0, sess);
+        same += s0.cdn == s1.cdn;
+        /* sessions that the engine leaves on a CDN with more weight stay there (stickiness):
+         * a session on CDN 2 under the static weights stays on CDN 2 */
+        if (s1.cdn == 2)
+            assert_int_equal(d.cdn, 2);
+    }
+    assert_int_equal(same, NSESSIONS);
+    assert_true(n2 > NSESSIONS * 99 / 100);
+    free_cfg(c);
+}
+
+static void
+test_policy_choose_w_falls_back_to_static_weights(void **state)
+{
+    (void)state;
+    struct cfg *c = mk_cfg(3, 1);
+    const uint32_t stat[] = {1, 1, 0};
+    set_weights(c, 0, stat);
+    const uint32_t fo[] = {2};
+    set_failover(c, 0, fo, 1);
+    /* the engine weighs only CDN 0, which is down: the static weights pick CDN 1 before the
+     * failover list is tried */
+    const uint32_t w[] = {10000, 0, 0};
+    const uint8_t up[] = {0, 1, 1};
+    for (uint64_t sess = 0; sess < 1000; sess++) {
+        struct policy_decision d = policy_choose_w(c, w, up, 0, sess);
+        assert_int_equal(d.cdn, 1);
+        assert_int_equal(d.reason, POLICY_WEIGHTED);
+        struct policy_candidate cand[3];
+        struct policy_decision e = policy_explain_w(c, w, up, 0, sess, cand);
+        assert_int_equal(e.cdn, 1);
+        assert_int_equal(cand[1].weight, 1); /* explained with the weights that decided */
+        uint32_t rank[3];
+        size_t n = policy_rank_w(c, w, up, 0, sess, rank);
+        assert_true(n >= 2);
+        assert_int_equal(rank[0], 1);
+        assert_int_equal(rank[1], 2);
+    }
+    /* and when CDN 1 is down too, the failover list */
+    const uint8_t up2[] = {0, 0, 1};
+    assert_int_equal(policy_choose_w(c, w, up2, 0, 7).reason, POLICY_FAILOVER);
+    assert_int_equal(policy_choose_w(c, w, up2, 0, 7).cdn, 2);
+    free_cfg(c);
+}
+
 int
 main(void)
 {
@@ -776,6 +842,8 @@ main(void)
         cmocka_unit_test(test_policy_choose_with_loaded_config),
         cmocka_unit_test(test_policy_rank_orders_candidates),
         cmocka_unit_test(test_policy_reason_str_names),
+        cmocka_unit_test(test_policy_choose_w_uses_engine_weights),
+        cmocka_unit_test(test_policy_choose_w_falls_back_to_static_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -712,6 +712,69 @@ test_score_update_random_invariants(void **state)
     score_free(NULL);
 }
 
+/* With probe_tp_target_bps, probe throughput caps the throughput term (regional probes first);
+ * without it, probe throughput is not scored. */
+static void
+test_score_probe_throughput_term(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 2, &p);
+    struct obs_probe slow = {true, 5, 40, 2e6}, fast = {true, 5, 40, 50e6};
+    obs_record_probe(w.obs, 1, 1, &slow, w.now);
+    obs_record_probe(w.obs, 1, OBS_GLOBAL, &fast, w.now);
+    step(&w);
+    assert_float_equal(score_terms(w.score, 1)[1].throughput, 1, EPS); /* off by default */
+
+    p.probe_tp_target_bps = 8e6;
+    score_set_params(w.score, &p);
+    w.now += p.interval_ms;
+    step(&w);
+    assert_float_equal(score_terms(w.score, 1)[1].throughput, 0.25, EPS); /* 2 / 8 Mbit/s */
+    assert_float_equal(score_terms(w.score, 0)[1].throughput, 1, EPS);    /* global: 50 */
+    assert_float_equal(score_terms(w.score, 1)[0].throughput, 1, EPS);    /* unmeasured */
+    world_free(&w);
+}
+
+/* Unpriced CDNs of equal quality and no demand estimate: nothing is better, so the static
+ * split stays (the value of an allocation must be finite with infinite free room). */
+static void
+test_score_unpriced_equal_keeps_static_split(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 1, &p);
+    cost_free(w.cost);
+    w.cost = NULL; /* no pricing at all */
+    struct score_cand c[2] = {{1, true, INFINITY, INFINITY, 0, false},
+                              {1, true, INFINITY, INFINITY, 0, false}};
+    const double x[2] = {0.5, 0.5};
+    assert_true(isfinite(score_value(&p, c, 2, x)));
+    for (int i = 0; i < 5; i++)
+        step(&w);
+    assert_float_equal(share_of(&w, 0, 0), 0.5, EPS);
+    assert_float_equal(share_of(&w, 0, 1), 0.5, EPS);
+    assert_int_equal(score_terms(w.score, 0)[0].rule, SCORE_RULE_HYSTERESIS);
+    world_free(&w);
+}
+
+static void
+test_score_expire_forces_an_update(void **state)
+{
+    (void)state;
+    struct score_params p = params();
+    struct world w;
+    world_init(&w, 2, 1, &p);
+    step(&w);
+    struct score_inputs in = {w.cfg, w.up, w.obs, w.cost, w.demand};
+    assert_false(score_update(w.score, &in, w.now - MIN_MS + 1)); /* within the interval */
+    score_expire(w.score);
+    assert_true(score_update(w.score, &in, w.now - MIN_MS + 1));
+    world_free(&w);
+}
+
 int
 main(void)
 {
@@ -730,6 +793,9 @@ main(void)
         cmocka_unit_test(test_score_flapping_cdn_is_damped),
         cmocka_unit_test(test_score_capacity_and_commit_with_demand),
         cmocka_unit_test(test_score_explain_terms_from_obs),
+        cmocka_unit_test(test_score_probe_throughput_term),
+        cmocka_unit_test(test_score_unpriced_equal_keeps_static_split),
+        cmocka_unit_test(test_score_expire_forces_an_update),
         cmocka_unit_test(test_score_reconcile_keeps_shares),
         cmocka_unit_test(test_score_update_random_invariants),
     };

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The scoring engine against real nginx CDNs.
+
+Slow CDN: alpha's probe object for the nordics region (a regional probe URL) is throttled with
+nginx limit_rate while every other probe object stays fast. Within SLOW_DEADLINE its share in
+nordics falls below 10% (published share and real 302 answers), while uk keeps its split and
+every uk session keeps its CDN.
+
+Commit: alpha's GB commit is used up (a month usage report in the config): it gets only the
+exploration share while beta can carry the traffic, and the spill once beta's capacity is
+reached; while its commit still had room, it was filled first.
+
+Timings (test config): probes every 300 ms, probe half-life 500 ms, shares recomputed every
+500 ms, at most 0.25 of a region moved per interval. A throttled probe (128 KiB at 64 KiB/s)
+takes 2 s, then the fast samples decay (about 3 s) and the share moves 0.5 -> 0.02 in two
+intervals: SLOW_DEADLINE = 15 s leaves room for a loaded machine."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import steerdtest as st  # noqa: E402
+
+SLOW_DEADLINE = 15.0
+INTERVAL_MS = 500
+BIG = 128 * 1024
+SESSIONS = 200
+
+
+class ThrottlableCdn(st.Nginx):
+    """A CDN edge that also serves /big.bin (fast) and /big-<region>.bin, each throttled to
+    64 KiB/s while the file slow-<region>.flag exists next to it."""
+
+    REGIONS = ("nordics", "uk")
+
+    def _write_conf(self):
+        super()._write_conf()
+        data = bytes(range(256)) * (BIG // 256)
+        with open(os.path.join(self.local, "big.bin"), "wb") as f:
+            f.write(data)
+        extra = ("    location = /big.bin {\n        root %s;\n    }\n" % self.local)
+        for r in self.REGIONS:
+            with open(os.path.join(self.local, "big-%s.bin" % r), "wb") as f:
+                f.write(data)
+            extra += (
+                "    location = /big-%s.bin {\n"
+                "        root %s;\n"
+                "        if (-f %s/slow-%s.flag) {\n"
+                "            set $limit_rate 64k;\n"
+                "        }\n"
+                "    }\n" % (r, self.local, self.local, r)
+            )
+        with open(self.conf) as f:
+            text = f.read()
+        anchor = "    location = /probe.bin {\n"
+        assert anchor in text
+        with open(self.conf, "w") as f:
+            f.write(text.replace(anchor, extra + anchor, 1))
+
+    def big_url(self, region=None):
+        name = "big-%s.bin" % region if region else "big.bin"
+        return "http://%s:%d/%s" % (st.LOOPBACK, self.port, name)
+
+    def throttle(self, region, on):
+        flag = os.path.join(self.local, "slow-%s.flag" % region)
+        if on:
+            open(flag, "w").close()
+        elif os.path.exists(flag):
+            os.unlink(flag)
+
+
+def engine_policy(score=None):
+    s = {"interval_ms": INTERVAL_MS, "max_shift": 0.25, "exploration": 0.02,
+         "w_throughput": 4, "probe_tp_target_bps": 10e6, "latency_bad_ms": 2000}
+    s.update(score or {})
+    return {
+        "default": {"cdns": {"alpha": 1, "beta": 1}},
+        "score": s,
+        "observe": {"probe_half_life_ms": 500},
+    }
+
+
+def region_row(state, region):
+    for r in state["engine"]["regions"]:
+        if r["name"] == region:
+            return {c["id"]: c for c in r["cdns"]}
+    raise AssertionError("no region %s in /state" % region)
+
+
+class SlowCdnTest(st.SteerdTestCase):
+    @classmethod
+    def setUpClass(cls):
+        origin = st.Nginx("origin", role="origin").start()
+        cls.origin = origin
+        cls.alpha = ThrottlableCdn("alpha", role="cdn", origin_port=origin.port).start()
+        cls.beta = ThrottlableCdn("beta", role="cdn", origin_port=origin.port).start()
+        cls.watch(origin, cls.alpha, cls.beta)
+        cdns = []
+        for n in (cls.alpha, cls.beta):
+            e = st.cdn_entry(n.name, n, interval_ms=300, timeout_ms=4000, probe_url=n.big_url())
+            if n is cls.alpha:
+                e["probe"]["regions"] = {r: n.big_url(r) for r in ThrottlableCdn.REGIONS}
+            cdns.append(e)
+        policy = engine_policy()
+        policy["decision_log_sample"] = 1  # every decision logged, one line each
+        cfg = st.default_config(cdns, policy=policy)
+        cls.d = cls.watch(st.Steerd(cfg, name="policy-slow", wait_ready=True))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.alpha.throttle("nordics", False)
+        cls.d.cleanup()
+        for n in (cls.alpha, cls.beta, cls.origin):
+            n.cleanup()
+
+    def batch(self, ip, tag):
+        out = {}
+        c = self.d.client()
+        try:
+            for i in range(SESSIONS):
+                sid = "%s-%d" % (tag, i)
+                status, h, _ = c.get("/vod/seg.m4s", {"X-Forwarded-For": ip,
+                                                      "CMCD-Session": 'sid="%s"' % sid})
+                self.assertEqual(status, 302)
+                out[sid] = h.get("x-steerd-cdn")
+        finally:
+            c.close()
+        return out
+
+    def share(self, region, cdn):
+        return self.d.metric("steerd_cdn_share", cdn=cdn, region=region)
+
+    def test_slow_cdn_leaves_only_the_affected_region(self):
+        st.wait_for(lambda: self.d.metric("steerd_policy_updates_total", 0) >= 4, 10,
+                    msg="engine running")
+        # Both fast: the static split is kept (nothing is clearly better).
+        for region in ("nordics", "uk"):
+            self.assertAlmostEqual(self.share(region, "alpha"), 0.5, delta=0.01)
+        uk_before = self.batch(st.IP_GB, "uk")
+        se_before = self.batch(st.IP_SE, "se")
+        for b in (uk_before, se_before):
+            n = sum(1 for c in b.values() if c == "alpha")
+            self.assertTrue(0.3 * SESSIONS < n < 0.7 * SESSIONS, "static split: %d" % n)
+
+        self.alpha.throttle("nordics", True)
+        t0 = time.monotonic()
+        st.wait_for(lambda: self.share("nordics", "alpha") < 0.1, SLOW_DEADLINE,
+                    interval=0.1, msg="alpha's nordics share below 10%")
+        took = time.monotonic() - t0
+        sys.stderr.write("alpha's nordics share fell below 10%% in %.1f s\n" % took)
+
+        se_after = self.batch(st.IP_SE, "se")
+        n = sum(1 for c in se_after.values() if c == "alpha")
+        self.assertLess(n, 0.1 * SESSIONS, "nordics sessions still on alpha: %d" % n)
+        # Sessions only ever move off the slow CDN.
+        for sid, c in se_after.items():
+            if se_before[sid] == "beta":
+                self.assertEqual(c, "beta", sid)
+
+        # uk is unchanged: same published share, every session on its CDN.
+        self.assertAlmostEqual(self.share("uk", "alpha"), 0.5, delta=0.01)
+        self.assertEqual(self.batch(st.IP_GB, "uk"), uk_before)
+
+        # /explain shows the terms and the rule that decided.
+        stc, ex = self.d.admin_json("/explain?ip=%s&path=/vod/seg.m4s&sid=x" % st.IP_SE)
+        self.assertEqual(stc, 200)
+        eng = ex["engine"]
+        self.assertTrue(eng["enabled"])
+        self.assertEqual(eng["weights"], "engine")
+        alpha = [c for c in eng["candidates"] if c["id"] == "alpha"][0]
+        self.assertLess(alpha["terms"]["throughput"], 0.9)
+        self.assertFalse(alpha["meets_bar"])
+        self.assertIn(alpha["rule"], ("quality", "exploration", "shift_cap"))
+        for k in ("throughput", "rebuffer", "latency", "availability"):
+            self.assertIn(k, alpha["terms"])
+        _, state = self.d.admin_json("/state")
+        self.assertLess(region_row(state, "nordics")["alpha"]["share"], 0.1)
+        m = self.d.metrics()
+        self.assertLess(m[st.metric_key("steerd_cdn_score", cdn="alpha", region="nordics")],
+                        m[st.metric_key("steerd_cdn_score", cdn="alpha", region="uk")])
+        log = self.d.stderr_since(0)
+        self.assertRegex(log, r"region=nordics cdn=beta reason=weighted "
+                                          r"weights=engine weight=\d+/\d+")
+        self.assertTrue(region_row(state, "uk")["alpha"]["meets_bar"])
+
+        # Back to full speed: exploration kept alpha measured, so it meets the bar again (it
+        # gets no more than that while beta is as good: nothing is gained by moving sessions).
+        self.alpha.throttle("nordics", False)
+        st.wait_for(lambda: region_row(self.d.admin_json("/state")[1], "nordics")["alpha"]
+                    ["meets_bar"], 30, interval=0.2, msg="alpha meets the bar again")
+
+
+def commit_cdns(alpha, beta, month_used_gb):
+    a = st.cdn_entry("alpha", alpha)
+    a["cost"] = {"commit": {"type": "gb_month", "amount": 100, "fee": 1000, "burst_price": 0.05},
+                 "month_used_gb": month_used_gb}
+    b = st.cdn_entry("beta", beta)
+    b["cost"] = {"tiers": [{"price_per_gb": 0.02}], "capacity_gbps": 5}
+    return [a, b]
+
+
+class CommitTest(st.SteerdTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.net = st.Cdns()
+        cls.watch(*cls.net.all())
+        # Probes fetch the 1 KiB /probe.bin here: its throughput says nothing, do not score it.
+        cls.policy = engine_policy({"cost_weight": 1, "max_shift": 0.5, "probe_tp_target_bps": 0})
+        # Every decision stands for a 1 Gbit/s session of 10 minutes.
+        cls.policy["traffic"] = {"bitrate_bps": 1e9, "session_s": 600}
+        cls.cfg = st.default_config(commit_cdns(cls.net["alpha"], cls.net["beta"], 10),
+                                    policy=cls.policy)
+        cls.d = cls.watch(st.Steerd(cls.cfg, name="policy-commit", wait_ready=True))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        cls.net.cleanup()
+
+    def world(self):
+        _, state = self.d.admin_json("/state")
+        return region_row(state, "world"), {c["id"]: c for c in state["engine"]["cdns"]}
+
+    def sessions(self, tag, n):
+        c = self.d.client()
+        try:
+            for i in range(n):
+                status, h, _ = c.get("/vod/seg.m4s", {"X-Forwarded-For": st.IP_NOWHERE,
+                                                      "CMCD-Session": 'sid="%s-%d"' % (tag, i)})
+                self.assertEqual(status, 302)
+        finally:
+            c.close()
+
+    def test_past_commit_gets_only_spill(self):
+        # Room in alpha's commit (10 of 100 GB used): the commit is filled first.
+        st.wait_for(lambda: self.world()[0]["alpha"]["rule"] == "commit_fill", 10,
+                    interval=0.2, msg="alpha fills its commit")
+        st.wait_for(lambda: self.world()[0]["alpha"]["share"] > 0.9, 10, interval=0.2,
+                    msg="alpha carries the region")
+
+        # A usage report says the commit is used up (150 of 100 GB): alpha now costs its burst
+        # price, beta is cheaper and (without traffic) has room for everything.
+        self.cfg["cdns"] = commit_cdns(self.net["alpha"], self.net["beta"], 150)
+        self.d.write_config(self.cfg)
+        stc, _ = self.d.admin_json("/reload", method="POST")
+        self.assertEqual(stc, 200)
+        st.wait_for(lambda: self.world()[0]["alpha"]["rule"] == "exploration", 10,
+                    interval=0.2, msg="alpha down to the exploration share")
+        row, cdns = self.world()
+        self.assertEqual(cdns["alpha"]["cost_basis"], "burst")
+        self.assertGreater(cdns["alpha"]["commit_used_ratio"], 1.0)
+        self.assertAlmostEqual(row["alpha"]["share"], 0.02, delta=0.001)
+        self.assertGreaterEqual(self.d.metric("steerd_cdn_commit_used_ratio", cdn="alpha"), 1.5)
+
+        # Traffic beyond beta's capacity (5 Gbit/s filled to 90%): 20 sessions of 1 Gbit/s.
+        # alpha takes exactly what beta cannot hold, as spill.
+        self.sessions("spill", 20)
+        st.wait_for(lambda: self.world()[0]["alpha"]["rule"] == "spill", 10, interval=0.2,
+                    msg="alpha takes the spill")
+        # the shares move at most max_shift per interval: wait until beta is full
+        st.wait_for(lambda: self.world()[1]["beta"]["rate_bps"] < 4.5e9 * 1.01, 10,
+                    interval=0.2, msg="beta filled to its capacity")
+        row, cdns = self.world()
+        self.assertEqual(row["alpha"]["rule"], "spill")
+        self.assertGreater(row["alpha"]["share"], 0.5)
+        self.assertIn(row["beta"]["rule"], ("cost", "shift_cap"))
+        self.assertLess(row["beta"]["share"], 0.5)
+        # beta is filled to spill_at (0.9) x 5 Gbit/s, not beyond
+        self.assertLess(cdns["beta"]["rate_bps"], 4.5e9 * 1.01)
+        self.assertGreater(cdns["beta"]["rate_bps"], 4.5e9 * 0.9)
+
+
+if __name__ == "__main__":
+    st.main()
