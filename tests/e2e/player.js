@@ -6,6 +6,9 @@
 //   errors: [{source, code, details}] recoverable ones (retries, failed downloads),
 //   frags: [{url, host, kind, t}]      segments the player loaded (URL after any redirect when
 //                                       the player knows it), host = "host:port",
+//   steering: [{t, url, priority, ttl}] Content Steering answers the player took in (hls.js
+//                                       STEERING_MANIFEST_LOADED, dash.js
+//                                       CONTENT_STEERING_REQUEST_COMPLETED),
 //   stalls ("waiting" events), freezes: [{at, ms}] spells of >= 300 ms in which currentTime did
 //   not move while the video was meant to play (at = currentTime; the last one may be open),
 //   events, libVersion.
@@ -35,6 +38,7 @@
     fatal: [],
     errors: [],
     frags: [],
+    steering: [],
     stalls: 0,
     freezes: [],
     events: [],
@@ -60,6 +64,12 @@
     note("error " + source + " " + code + " " + (details || ""));
     if (e2e.errors.length < 200)
       e2e.errors.push({ source: source, code: String(code), details: String(details || ""), t: now() });
+  };
+  const steering = (url, answer) => {
+    const a = answer || {};
+    const prio = Array.isArray(a["PATHWAY-PRIORITY"]) ? a["PATHWAY-PRIORITY"].map(String) : [];
+    if (e2e.steering.length < 200) e2e.steering.push({ t: now(), url: String(url || ""), priority: prio, ttl: a.TTL });
+    note("steering answer " + prio.join(","));
   };
   const frag = (url, kindName) => {
     if (e2e.frags.length < 1000) e2e.frags.push({ url: url, host: hostOf(url), kind: kindName, t: now() });
@@ -154,6 +164,7 @@
       const f = data.frag;
       frag(f.url, (f.type === "main" ? "video" : f.type) + (f.sn === "initSegment" ? "-init" : ""));
     });
+    hls.on(Hls.Events.STEERING_MANIFEST_LOADED, (ev, data) => steering(data.url, data.steeringManifest));
     hls.on(Hls.Events.LEVEL_SWITCHED, (ev, data) => {
       const l = hls.levels[data.level];
       note("level " + data.level + (l ? " pathway " + l.pathwayId + " " + l.url : ""));
@@ -197,6 +208,14 @@
       if (r.url) frag(r.url, r.mediaType + (r.type === "InitializationSegment" ? "-init" : ""));
     });
     player.on(E.MANIFEST_LOADED, () => note("manifest loaded"));
+    player.on(E.CONTENT_STEERING_REQUEST_COMPLETED, (e) => {
+      const d = e.currentSteeringResponseData || {};
+      // dash.js keeps the answer in camelCase (pathwayPriority, ttl); the raw names as well.
+      steering(e.url, {
+        "PATHWAY-PRIORITY": d.pathwayPriority || d["PATHWAY-PRIORITY"],
+        TTL: d.ttl !== undefined ? d.ttl : d.TTL,
+      });
+    });
     player.initialize(video, src, true);
   };
 

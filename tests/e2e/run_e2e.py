@@ -19,7 +19,7 @@ Usage: run_e2e.py [-k SUBSTRING ...] [--list] [-v] [--artifacts DIR]
 (--artifacts: for each scenario, DIR/<name>.json with the player state, every request and the
 console, and DIR/<name>.png, a screenshot at the end)
 Environment: STEERD_BIN (default <repo>/build/steerd), CHROMIUM (default /usr/bin/chromium),
-NODE (default node), STEERD_KEEP_TMP=1 keeps temp dirs, STEERD_E2E_BUDGET (seconds, default 170):
+NODE (default node), STEERD_KEEP_TMP=1 keeps temp dirs, STEERD_E2E_BUDGET (seconds, default 260):
 scenarios that would start after it are failed as not run.
 
 Adding a scenario: append a Scenario to SCENARIOS: config overrides (merged into base_config()),
@@ -122,6 +122,38 @@ def rewrite_mode(**more):
     (redundant streams), MPDs carry one BaseURL per CDN."""
     return deep_merge({"policy": {"manifest_mode": "rewrite"},
                        "manifest": {"redundant_streams": True}}, more)
+
+
+# Filled in by Rig.run: steerd's own base URL (it must be known before steerd starts, since
+# manifest.public_base_url makes SERVER-URI / <ContentSteering> / RELOAD-URI absolute) and the
+# rig's steering key file (mode 0600).
+SELF_BASE = "@steerd-base-url@"
+SELF_KEY_FILE = "@steering-key-file@"
+STEERING_TTL_S = 2
+
+
+def steering_mode(**more):
+    """Config overrides for the steering mode: manifests are rewritten as in rewrite mode and
+    carry Content Steering (HLS EXT-X-CONTENT-STEERING + a PATHWAY-ID per CDN, DASH
+    <ContentSteering> + BaseURL@serviceLocation) pointing back at steerd's /steer/hls and
+    /steer/dash; the players poll every STEERING_TTL_S seconds with a signed state."""
+    return deep_merge({"policy": {"manifest_mode": "steering"},
+                       "manifest": {"public_base_url": SELF_BASE},
+                       "steering": {"ttl_s": STEERING_TTL_S, "ttl_min_s": 1, "ttl_max_s": 30,
+                                    "key_file": SELF_KEY_FILE}}, more)
+
+
+def resolve_self(cfg, base_url, key_file):
+    """cfg with SELF_BASE / SELF_KEY_FILE replaced (recursively)."""
+    if isinstance(cfg, dict):
+        return {k: resolve_self(v, base_url, key_file) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [resolve_self(v, base_url, key_file) for v in cfg]
+    if cfg == SELF_BASE:
+        return base_url
+    if cfg == SELF_KEY_FILE:
+        return key_file
+    return cfg
 
 
 # Checks: each gets a Result and returns a list of problems (empty: fine).
@@ -273,6 +305,114 @@ def check_segments_moved_after_stop(r):
     return []
 
 
+STEER_RE = re.compile(r"/steer/(hls|dash)(\?|$)")
+
+
+def _steering_polls(r, before_stop=True):
+    entries = r.net
+    if r.stop_index is not None:
+        entries = entries[: r.stop_index] if before_stop else entries[r.stop_index:]
+    elif not before_stop:
+        entries = []
+    return [e for e in entries if e["host"] == r.steerd_host and STEER_RE.search(e["url"])]
+
+
+def _steering_answers(r, before_stop=True):
+    """The steering answers the player took in (its own event), before or after the CDN stop."""
+    answers = r.page.get("steering") or []
+    if r.steering_at_stop is None:
+        return answers if before_stop else []
+    n = r.steering_at_stop
+    return answers[:n] if before_stop else answers[n:]
+
+
+def check_steering_polls(r):
+    """Steering mode, before any CDN stop: the player polled steerd's steering server for its
+    format (answered 200 with CORS), the first poll carried the session of the manifest
+    (steerd_s) and later ones the signed state of a RELOAD-URI (st=), the player took the
+    answers in, their first pathway was the CDN steerd chose for the manifest, and steerd's
+    /metrics counted the polls."""
+    fmt = r.scn.player
+    out = []
+    polls = _steering_polls(r, before_stop=True)
+    if not polls:
+        return ["no steering request reached steerd before the end/stop"]
+    for e in polls:
+        if "/steer/%s" % fmt not in e["url"]:
+            out.append("steering request %s is not for /steer/%s" % (e["url"], fmt))
+        elif e["failure"] and "ERR_ABORTED" in e["failure"]:
+            continue
+        elif e["status"] != 200 or not e["acao"]:
+            out.append("steering request %s: status %s, ACAO %r (%s)"
+                       % (e["url"], e["status"], e["acao"], e["failure"] or e.get("note")))
+    if "steerd_s=" not in polls[0]["url"] and "st=" not in polls[0]["url"]:
+        out.append("first steering request %s carries no session" % polls[0]["url"])
+    if len(polls) > 1 and not any(re.search(r"[?&]st=", e["url"]) for e in polls[1:]):
+        out.append("no steering request carried a signed state (st=) from a RELOAD-URI")
+    answers = _steering_answers(r, before_stop=True)
+    if not answers:
+        out.append("the player took in no steering answer before the end/stop")
+    for a in answers:
+        if not a["priority"] or a["priority"][0] != r.chosen:
+            out.append("steering answer %s before the stop, steerd chose %s for the manifest"
+                       % (a["priority"], r.chosen))
+            break
+    counted = r.steerd_steering.get(fmt)
+    if counted is None:
+        out.append("steerd's /metrics has no steerd_steering_requests_total{format=%s}" % fmt)
+    elif counted < sum(1 for e in _steering_polls(r) + _steering_polls(r, False)
+                       if e["status"] == 200):
+        out.append("steerd counted %d steering requests, the player made more" % counted)
+    return out[:5]
+
+
+@after_stop
+def check_steering_rerank(r):
+    """Steering mode, after the CDN stop: the player polled again, took in an answer that put
+    another CDN first and no longer offered the stopped one, and reported (_HLS_pathway /
+    _DASH_pathway, counted by steerd as compliance) being on that CDN."""
+    if r.stopped is None:
+        return ["no CDN was stopped"]
+    out = []
+    polls = [e for e in _steering_polls(r, before_stop=False) if e["status"] == 200]
+    if not polls:
+        out.append("no steering request was answered after %s stopped" % r.stopped)
+    answers = _steering_answers(r, before_stop=False)
+    rerank = [a for a in answers
+              if a["priority"] and a["priority"][0] != r.stopped and r.stopped not in a["priority"]]
+    if not rerank:
+        out.append("no steering answer after the stop dropped %s (answers: %s)"
+                   % (r.stopped, [a["priority"] for a in answers]))
+    else:
+        new = rerank[0]["priority"][0]
+        on_new = r.steerd_compliance.get((new, "match"), 0.0)
+        if on_new < 1:
+            out.append("no steering poll reported being on %s (compliance %s)"
+                       % (new, r.steerd_compliance))
+    return out
+
+
+@after_stop
+def check_cdn_logs_moved(r):
+    """From the CDNs' own nginx access logs (this scenario's path only): the stopped CDN served
+    segments before the stop, another CDN served none before it and several after it."""
+    if r.stopped is None or r.cdn_log_at_stop is None:
+        return ["no CDN was stopped"]
+    out = []
+    if r.cdn_log_at_stop.get(r.stopped, 0) < 3:
+        out.append("%s's access log shows %d segments before it was stopped"
+                   % (r.stopped, r.cdn_log_at_stop.get(r.stopped, 0)))
+    others = [n for n in CDN_NAMES if n != r.stopped]
+    gained = {n: r.cdn_log_end.get(n, 0) - r.cdn_log_at_stop.get(n, 0) for n in others}
+    for n in others:
+        if r.cdn_log_at_stop.get(n, 0):
+            out.append("%s's access log shows %d segments before the stop (steering chose %s)"
+                       % (n, r.cdn_log_at_stop[n], r.chosen))
+    if max(gained.values()) < 2:
+        out.append("the other CDNs' access logs show %s segments served after the stop" % gained)
+    return out
+
+
 SCENARIOS = [
     Scenario(
         "hls-302", "hls", config=redirect_mode(),
@@ -318,9 +458,36 @@ SCENARIOS = [
         checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
                 check_segments_moved_after_stop, check_freeze_after_stop),
     ),
-    # Content Steering, once steerd serves it (see CONTRACT.md):
-    # Scenario("hls-steering", "hls", config={"policy": {"manifest_mode": "steering"}}, ...),
-    # Scenario("dash-steering", "dash", config={"policy": {"manifest_mode": "steering"}}, ...),
+    # Content Steering: the manifests name every CDN as a pathway and steerd's steering servers
+    # (TTL 2 s) tell the players which one to use.
+    Scenario(
+        "hls-steering", "hls", config=steering_mode(),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_steering_polls),
+    ),
+    Scenario(
+        "dash-steering", "dash", config=steering_mode(),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_steering_polls),
+    ),
+    # The serving CDN dies mid-playback: steerd's probes mark it down (fall 2 x 500 ms), the next
+    # poll puts the other CDN first, the player moves there.
+    Scenario(
+        "hls-steering-cdn-stop", "hls", config=steering_mode(),
+        cdn_stop=CdnStop(at_s=4.0, target="serving", resume_s=6.0, deadline_s=12.0,
+                         max_freeze_s=2.0),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_steering_polls, check_segments_moved_after_stop, check_steering_rerank,
+                check_cdn_logs_moved, check_freeze_after_stop),
+    ),
+    Scenario(
+        "dash-steering-cdn-stop", "dash", config=steering_mode(),
+        cdn_stop=CdnStop(at_s=4.0, target="serving", resume_s=6.0, deadline_s=12.0,
+                         max_freeze_s=4.0),
+        checks=(check_manifest_served, check_playlists_from_steerd, check_segments_on_chosen,
+                check_steering_polls, check_segments_moved_after_stop, check_steering_rerank,
+                check_cdn_logs_moved, check_freeze_after_stop),
+    ),
 ]
 
 
@@ -527,6 +694,11 @@ class Result:
         self.early_problems = []  # those that are not about what happened after the CDN stop
         self.seconds = 0.0
         self.steerd_302 = None
+        self.steering_at_stop = None  # steering answers the player had taken in by then
+        self.steerd_steering = {}  # format -> steerd_steering_requests_total
+        self.steerd_compliance = {}  # (cdn, result) -> steerd_steering_compliance_total
+        self.cdn_log_at_stop = None  # CDN id -> segments it logged (200) for this scenario
+        self.cdn_log_end = {}
 
     def problem(self, text, after_stop=False):
         self.problems.append(text)
@@ -581,6 +753,9 @@ class Result:
         parts.append("steerd_reqs=%d" % sum(1 for e in self.net if e["host"] == self.steerd_host))
         if self.steerd_302 is not None:
             parts.append("steerd_302=%d" % self.steerd_302)
+        if self.page.get("steering") is not None and self.scn.config.get("steering"):
+            polls = _steering_polls(self) + _steering_polls(self, False)
+            parts.append("steer_polls=%d" % len(polls))
         parts.append("stalls=%d" % (p.get("stalls") or 0))
         if self.stopped:
             after = [e for e in self.net[self.stop_index:]]
@@ -623,8 +798,24 @@ class Rig:
         self.cdn = {n: st.Nginx(n, role="cdn", origin_port=self.origin.port).start()
                     for n in CDN_NAMES}
         self.cdn_hosts = {"%s:%d" % (st.LOOPBACK, c.port): n for n, c in self.cdn.items()}
+        self.key_file = os.path.join(self.tmp, "steering-keys.json")
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"current_kid": 1, "keys": [{"kid": 1, "key_hex": os.urandom(32).hex()}]}, f)
         self.pages = PageServer()
         self.browser = Browser(self.tmp)
+
+    def cdn_segments_logged(self, scn):
+        """CDN id -> segment requests of this scenario that its nginx logged with status 200."""
+        pat = re.compile(r'"GET /vod/%s/seg_[^ ]+ HTTP/[0-9.]+" 200 ' % re.escape(scn.name))
+        out = {}
+        for n, c in self.cdn.items():
+            try:
+                with open(c.access_log, "r", errors="replace") as f:
+                    out[n] = sum(1 for ln in f if pat.search(ln))
+            except OSError:
+                out[n] = 0
+        return out
 
     def base_config(self):
         cdns = [st.cdn_entry(n, self.cdn[n], interval_ms=500, timeout_ms=400, rise=2, fall=2)
@@ -638,12 +829,28 @@ class Rig:
             if not n.running():
                 n.start()
         os.symlink(self.stream_dir, os.path.join(self.docroot, "vod", scn.name))
-        d = st.Steerd(deep_merge(self.base_config(), scn.config), name="e2e-" + scn.name,
-                      wait_ready=True)
+        cfg = deep_merge(self.base_config(), scn.config)
+        if resolve_self(cfg, None, None) != cfg:
+            port = st.free_port()
+            cfg = resolve_self(cfg, "http://%s:%d" % (st.LOOPBACK, port), self.key_file)
+            cfg["listen"] = ["%s:%d" % (st.LOOPBACK, port)]
+        d = st.Steerd(cfg, name="e2e-" + scn.name, wait_ready=True)
         log(self.verbose, "steerd ready in %.1fs" % (time.monotonic() - t_start))
         r = Result(scn, "%s:%d" % (st.LOOPBACK, d.port), self.cdn_hosts)
         try:
             self._play(scn, d, r)
+            try:
+                m = d.metrics()
+                for k, v in m.items():
+                    g = re.match(r'steerd_steering_requests_total\{format="(\w+)"\}$', k)
+                    if g:
+                        r.steerd_steering[g.group(1)] = v
+                    g = re.match(r'steerd_steering_compliance_total\{cdn="([^"]+)",'
+                                 r'result="(\w+)"\}$', k)
+                    if g:
+                        r.steerd_compliance[(g.group(1), g.group(2))] = v
+            except Exception as e:
+                r.problem("steerd /metrics: %s" % e)
             for chk in scn.checks:
                 for p in chk(r):
                     r.problem(p, getattr(chk, "after_stop", False))
@@ -680,7 +887,11 @@ class Rig:
             json.dump({"scenario": scn.name, "problems": r.problems, "chosen": r.chosen,
                        "stopped": r.stopped, "stop_index": r.stop_index, "page": r.page,
                        "net": r.net, "console": r.console, "cdn_hosts": r.cdn_hosts,
-                       "steerd": r.steerd_host}, f, indent=1)
+                       "steerd": r.steerd_host, "steerd_steering": r.steerd_steering,
+                       "steerd_compliance": ["%s %s %g" % (c, res, v) for (c, res), v
+                                             in sorted(r.steerd_compliance.items())],
+                       "cdn_log_at_stop": r.cdn_log_at_stop, "cdn_log_end": r.cdn_log_end},
+                      f, indent=1)
 
     def _state(self, r):
         r.update(self.browser.call("state", timeout=10.0))
@@ -724,14 +935,17 @@ class Rig:
                 return
         r.stop_index = len(r.net)
         r.stop_at = float(r.page.get("currentTime") or 0.0)
+        r.steering_at_stop = len(r.page.get("steering") or [])
         log(self.verbose, "stopping %s at currentTime %.2f" % (target, r.stop_at))
         self.cdn[target].stop()
+        r.cdn_log_at_stop = self.cdn_segments_logged(scn)
         r.stopped = target
         goal = r.stop_at + stop.resume_s
         if not self._wait_play(r, goal, time.monotonic() + stop.deadline_s):
             r.problem("after stopping %s at %.1fs playback reached %.1fs of %.1fs within %.0fs"
                       % (target, r.stop_at, r.played, goal, stop.deadline_s), after_stop=True)
         self._state(r)
+        r.cdn_log_end = self.cdn_segments_logged(scn)
 
     def cleanup(self):
         for obj in (self.browser, self.pages):
@@ -779,7 +993,7 @@ def main(argv=None):
         print("no scenario matches %s" % args.k)
         print("0 passed, 1 failed")
         return 1
-    budget = float(os.environ.get("STEERD_E2E_BUDGET", "170"))
+    budget = float(os.environ.get("STEERD_E2E_BUDGET", "260"))
     t0 = time.monotonic()
     st.steerd_bin()  # fails early without a binary
     rig = Rig(verbose=args.verbose,
