@@ -10,6 +10,12 @@ Commit: alpha's GB commit is used up (a month usage report in the config): it ge
 exploration share while beta can carry the traffic, and the spill once beta's capacity is
 reached; while its commit still had room, it was filled first.
 
+Starving beacons: players in nordics report buffer starvation on alpha (CMCD `bs` with
+`cdn="alpha"`, POSTed to /beacon from a Swedish address) while every probe stays healthy: alpha's
+nordics share falls to the exploration share, uk (no beacons) keeps its split, and alpha is never
+taken out of rotation (health comes from probes only); the beacon cap spreads the fall over
+several windows.
+
 Timings (test config): probes every 300 ms, probe half-life 500 ms, shares recomputed every
 500 ms, at most 0.25 of a region moved per interval. A throttled probe (128 KiB at 64 KiB/s)
 takes 2 s, then the fast samples decay (about 3 s) and the share moves 0.5 -> 0.02 in two
@@ -190,6 +196,76 @@ class SlowCdnTest(st.SteerdTestCase):
         self.alpha.throttle("nordics", False)
         st.wait_for(lambda: region_row(self.d.admin_json("/state")[1], "nordics")["alpha"]
                     ["meets_bar"], 30, interval=0.2, msg="alpha meets the bar again")
+
+
+class StarvingBeaconsTest(st.SteerdTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.net = st.Cdns()
+        cls.watch(*cls.net.all())
+        cdns = [st.cdn_entry("alpha", cls.net["alpha"], interval_ms=300),
+                st.cdn_entry("beta", cls.net["beta"], interval_ms=300)]
+        policy = engine_policy({"w_throughput": 1, "probe_tp_target_bps": 0})
+        policy["observe"] = {"beacon_window_ms": 1000, "beacon_max_step": 0.2,
+                             "beacon_half_life_ms": 2000, "starvation_bad": 0.1}
+        cfg = st.default_config(cdns, policy=policy,
+                                beacon={"rate_per_s": 100000, "burst": 100000})
+        cls.d = cls.watch(st.Steerd(cfg, name="policy-beacons", wait_ready=True))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        cls.net.cleanup()
+
+    def share(self, region, cdn):
+        return self.d.metric("steerd_cdn_share", cdn=cdn, region=region)
+
+    def starve(self, n):
+        """n reports of starvation on alpha from nordics viewers (documentation addresses of
+        Sweden in the test database), one POST each of 10 lines."""
+        c = self.d.client()
+        try:
+            for i in range(n):
+                body = "".join('bs,cdn="alpha",sid="starving-%d-%d",bl=0\n' % (i, j)
+                               for j in range(10))
+                status, _, _ = c.request("POST", "/beacon",
+                                         {"Content-Type": "application/cmcd",
+                                          "X-Forwarded-For": st.IP_SE}, body.encode())
+                self.assertEqual(status, 204)
+        finally:
+            c.close()
+
+    def test_starvation_on_one_cdn_moves_only_its_region(self):
+        st.wait_for(lambda: self.d.metric("steerd_policy_updates_total", 0) >= 4, 10,
+                    msg="engine running")
+        for region in ("nordics", "uk"):
+            self.assertAlmostEqual(self.share(region, "alpha"), 0.5, delta=0.01)
+        t0 = time.monotonic()
+        history = []
+        deadline = t0 + 30
+        while time.monotonic() < deadline:
+            self.starve(20)
+            history.append((time.monotonic() - t0, self.share("nordics", "alpha")))
+            if history[-1][1] <= 0.05:
+                break
+            time.sleep(0.2)
+        sys.stderr.write("alpha's nordics share under starving beacons: %s\n"
+                         % " ".join("%.1fs:%.2f" % h for h in history))
+        self.assertLessEqual(history[-1][1], 0.05, history)
+        # Capped: the first second of reports could not move it all the way.
+        self.assertGreater(history[0][1], 0.05, history)
+        # Never out of rotation: still up, still explored, still answered in nordics.
+        self.assertEqual(self.d.metric("steerd_cdn_up", cdn="alpha"), 1.0)
+        self.assertGreaterEqual(self.share("nordics", "alpha"), 0.019)
+        # uk had no reports: its split is untouched.
+        self.assertAlmostEqual(self.share("uk", "alpha"), 0.5, delta=0.01)
+        self.assertGreater(self.d.metric("steerd_policy_beacons_total", 0), 0)
+        _, ex = self.d.admin_json("/explain?ip=%s&path=/vod/seg.m4s&sid=x" % st.IP_SE)
+        alpha = [c for c in ex["engine"]["candidates"] if c["id"] == "alpha"][0]
+        self.assertLess(alpha["terms"]["rebuffer"], 0.9)
+        _, ex = self.d.admin_json("/explain?ip=%s&path=/vod/seg.m4s&sid=x" % st.IP_GB)
+        alpha = [c for c in ex["engine"]["candidates"] if c["id"] == "alpha"][0]
+        self.assertEqual(alpha["terms"]["rebuffer"], 1.0)
 
 
 def commit_cdns(alpha, beta, month_used_gb):
