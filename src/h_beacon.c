@@ -77,7 +77,9 @@ ingest_report(const struct cmcd_report *r, void *arg)
             struct h_redirect_session sess;
             h_redirect_session_from((r->has & CMCD_KEY_SID) ? r->sid : NULL, in->u, in->client,
                                     &sess);
-            cdn = policy_choose(cfg, in->snap->up, in->region, sess.hash).cdn;
+            cdn = policy_choose_w(cfg, snap_weights(in->snap, in->region), in->snap->up, in->region,
+                                  sess.hash)
+                      .cdn;
         }
     }
     obs_beacon_from_cmcd(r, &b);

@@ -176,6 +176,12 @@ decide(const struct http_reqctx *ctx, const struct uri_parts *u, struct decision
             d->rank[d->nrank++] = ranked[i];
     }
     h_beacon_note_request(ctx, u, &client, gc.region, d->rank[0]);
+    if (cfg->decision_log_sample > 0 && d->nrank > 0) {
+        struct policy_decision pd =
+            policy_choose_w(cfg, snap_weights(snap, gc.region), snap->up, gc.region, d->session);
+        pd.cdn = d->rank[0]; /* a pinned copy names its own CDN */
+        h_redirect_log_decision(snap, "manifest", gc.region, d->session, pd);
+    }
 }
 
 /* origin.base_url + path + the query without steerd_* and CMCD (what the origin serves does not

@@ -96,11 +96,9 @@ put(struct buf *b, const char *s, size_t n)
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
-/* Sampled decision log (policy.decision_log_sample): sessions are sampled by their hash, so a
- * sampled session has every decision logged. One line with the reason. */
-static void
-log_decision(const struct snap *snap, uint32_t region, uint64_t session_hash,
-             struct policy_decision d)
+void
+h_redirect_log_decision(const struct snap *snap, const char *answer, uint32_t region,
+                        uint64_t session_hash, struct policy_decision d)
 {
     const struct cfg *cfg = snap->conf->cfg;
     double sample = cfg->decision_log_sample;
@@ -114,8 +112,8 @@ log_decision(const struct snap *snap, uint32_t region, uint64_t session_hash,
     for (size_t i = 0; i < cfg->ncdns; i++)
         sum += use[i];
     log_msg(LOG_INFO, "decision",
-            "session=%016llx region=%s cdn=%s reason=%s weights=%s weight=%u/%llu",
-            (unsigned long long)session_hash, cfg->regions[r].name, cfg->cdns[d.cdn].id,
+            "answer=%s session=%016llx region=%s cdn=%s reason=%s weights=%s weight=%u/%llu",
+            answer, (unsigned long long)session_hash, cfg->regions[r].name, cfg->cdns[d.cdn].id,
             policy_reason_str(d.reason), w ? "engine" : "static", use[d.cdn],
             (unsigned long long)sum);
 }
@@ -137,7 +135,7 @@ h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf
         policy_choose_w(cfg, snap_weights(snap, gc.region), snap->up, gc.region, sess.hash);
     const struct cfg_cdn *cdn = &cfg->cdns[d.cdn];
     if (cfg->decision_log_sample > 0)
-        log_decision(snap, gc.region, sess.hash, d);
+        h_redirect_log_decision(snap, "302", gc.region, sess.hash, d);
 
     char loc[LOCATION_MAX];
     size_t loclen = uri_build_location(cdn->base_url, cdn->base_url_len, u, loc, sizeof(loc));

@@ -250,11 +250,17 @@ h_steer_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *o
     }
 
     uint32_t ranked[CFG_MAX_CDNS];
-    size_t nrank = policy_rank(cfg, snap->up, (uint32_t)region, session, ranked);
+    size_t nrank = policy_rank_w(cfg, snap_weights(snap, (uint32_t)region), snap->up,
+                                 (uint32_t)region, session, ranked);
     bool same_set = have_state && st.cdn_set == cdn_set_hash(cfg);
     long asked =
         same_set && st.nprio > 0 && st.prio[0] < cfg->ncdns ? (long)st.prio[0] : (long)ranked[0];
     record_reports(ctx, cfg, kind, &q, asked, (uint32_t)region);
+    if (cfg->decision_log_sample > 0 && nrank > 0) {
+        struct policy_decision pd = policy_choose_w(cfg, snap_weights(snap, (uint32_t)region),
+                                                    snap->up, (uint32_t)region, session);
+        h_redirect_log_decision(snap, "steering", (uint32_t)region, session, pd);
+    }
 
     const char *prio[PRIO_MAX];
     size_t nprio = 0;

@@ -37,6 +37,12 @@ void h_redirect_session_from(const char *sid, const struct uri_parts *u,
 void h_redirect_client_addr(const struct snap *snap, const struct httpp_request *req,
                             const struct netaddr *peer, struct netaddr *out);
 
+/* The sampled decision log (policy.decision_log_sample): sessions are sampled by their hash, so
+ * a sampled session has every decision logged, one line with the answer kind ("302",
+ * "manifest", "steering"), region, CDN, reason and the weight it had. */
+void h_redirect_log_decision(const struct snap *snap, const char *answer, uint32_t region,
+                             uint64_t session_hash, struct policy_decision d);
+
 /* GET/HEAD of the target u (parsed by the router): appends the 302 (or an error answer) to
  * out; returns the status code. */
 int h_redirect_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *out);

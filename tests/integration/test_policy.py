@@ -186,9 +186,14 @@ class SlowCdnTest(st.SteerdTestCase):
         m = self.d.metrics()
         self.assertLess(m[st.metric_key("steerd_cdn_score", cdn="alpha", region="nordics")],
                         m[st.metric_key("steerd_cdn_score", cdn="alpha", region="uk")])
+        # Every answer kind logs its decision: 302s above, and a steering poll now.
+        status, _, _ = self.d.get("/steer/hls?_HLS_pathway=beta", {"X-Forwarded-For": st.IP_SE})
+        self.assertEqual(status, 200)
         log = self.d.stderr_since(0)
-        self.assertRegex(log, r"region=nordics cdn=beta reason=weighted "
-                                          r"weights=engine weight=\d+/\d+")
+        self.assertRegex(log, r"answer=302 session=[0-9a-f]{16} region=nordics cdn=beta "
+                              r"reason=weighted weights=engine weight=\d+/\d+")
+        self.assertRegex(log, r"answer=steering session=[0-9a-f]{16} region=nordics cdn=\w+ "
+                              r"reason=\w+ weights=engine")
         self.assertTrue(region_row(state, "uk")["alpha"]["meets_bar"])
 
         # Back to full speed: exploration kept alpha measured, so it meets the bar again (it
