@@ -105,7 +105,8 @@ static const struct field top_fields[] = {
     F_OTHER("regions", false),  F_OTHER("default_region", false),
     F_OTHER("cdns", true),      F_OTHER("policy", false),
     F_OTHER("http", false),     F_OTHER("log", false),
-    F_OTHER("manifest", false), F_OTHER("steering", false), F_OTHER("beacon", false),
+    F_OTHER("manifest", false), F_OTHER("steering", false),
+    F_OTHER("beacon", false),
 };
 
 static const struct field admin_fields[] = {
@@ -213,6 +214,7 @@ static const struct field policy_fields[] = {
     F_OTHER("default", false),
     F_OTHER("regions", false),
     F_OTHER("manifest_mode", false),
+    F_OTHER("paths", false),
     F_OTHER("score", false),
     F_OTHER("observe", false),
     F_OTHER("traffic", false),
@@ -281,6 +283,12 @@ static const struct field tier_fields[] = {
 static const struct field rule_fields[] = {
     F_OTHER("cdns", false),
     F_OTHER("failover", false),
+    F_OTHER("manifest_mode", false),
+};
+
+static const struct field path_rule_fields[] = {
+    F_OTHER("prefix", true),
+    F_OTHER("manifest_mode", true),
 };
 
 static const char *const log_levels[] = {"err", "warn", "notice", "info", "debug"};
@@ -1217,6 +1225,99 @@ rule_copy(struct cfg_rule *dst, const struct cfg_rule *src, size_t ncdns)
     dst->failover = xcalloc(src->nfailover, sizeof(*dst->failover));
     if (src->nfailover > 0)
         memcpy(dst->failover, src->failover, src->nfailover * sizeof(*dst->failover));
+    dst->manifest_mode = src->manifest_mode;
+}
+
+/* v names a manifest mode: 0 and *out set, or -1 with the problem at path. */
+static int
+load_manifest_mode(struct ctx *x, json_t *v, const char *path, enum cfg_manifest_mode *out)
+{
+    size_t i = 0;
+    while (json_is_string(v) && i < UTIL_ARRAY_LEN(manifest_modes) &&
+           strcmp(json_string_value(v), manifest_modes[i]) != 0)
+        i++;
+    if (!json_is_string(v) || i == UTIL_ARRAY_LEN(manifest_modes)) {
+        fail(x, path, "must be \"rewrite\", \"steering\" or \"redirect\"");
+        return -1;
+    }
+    *out = (enum cfg_manifest_mode)i;
+    return 0;
+}
+
+/* A path prefix as the router sees paths: '/' first, then printable ASCII without '?', '#',
+ * '%', '\\', "//" or a "." / ".." segment (canonical paths never hold them). */
+static bool
+valid_path_prefix(const char *s, size_t n)
+{
+    if (n == 0 || n > 1024 || s[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '?' || ch == '#' || ch == '%' || ch == '\\')
+            return false;
+        if (ch == '/' && i + 1 < n && s[i + 1] == '/')
+            return false;
+        if (ch == '/' && i + 1 < n && s[i + 1] == '.') {
+            size_t k = i + 2;
+            if (k < n && s[k] == '.')
+                k++;
+            if (k == n || s[k] == '/')
+                return false;
+        }
+    }
+    return true;
+}
+
+static void
+load_path_rules(struct ctx *x, struct cfg *c, json_t *v)
+{
+    char p[JPATH_MAX], q[JPATH_MAX];
+    if (!json_is_array(v)) {
+        fail(x, "policy.paths", "must be an array of {\"prefix\", \"manifest_mode\"}");
+        return;
+    }
+    if (json_array_size(v) > CFG_MAX_PATH_RULES) {
+        fail(x, "policy.paths", "must have at most %d entries", CFG_MAX_PATH_RULES);
+        return;
+    }
+    c->path_rules = xcalloc(json_array_size(v) + 1, sizeof(*c->path_rules));
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        snprintf(p, sizeof(p), "policy.paths[%zu]", i);
+        if (!LOAD_OBJECT(x, e, path_rule_fields, NULL, p))
+            continue;
+        json_t *pre = json_object_get(e, "prefix");
+        jkey(q, p, "prefix");
+        if (!json_is_string(pre) ||
+            !valid_path_prefix(json_string_value(pre), json_string_length(pre))) {
+            fail(x, q,
+                 "must be a path prefix starting with '/' (canonical: no '//', '.' or "
+                 "'..' segments, '%%', '?', '#', spaces or controls)");
+            continue;
+        }
+        struct cfg_path_rule *r = &c->path_rules[c->npath_rules];
+        jkey(q, p, "manifest_mode");
+        if (load_manifest_mode(x, json_object_get(e, "manifest_mode"), q, &r->manifest_mode) != 0)
+            continue;
+        r->prefix = xstrdup(json_string_value(pre));
+        r->prefix_len = json_string_length(pre);
+        c->npath_rules++;
+    }
+}
+
+enum cfg_manifest_mode
+cfg_manifest_mode_for(const struct cfg *c, const char *path, size_t len, uint32_t region)
+{
+    for (size_t i = 0; i < c->npath_rules; i++) {
+        const struct cfg_path_rule *r = &c->path_rules[i];
+        if (len >= r->prefix_len && memcmp(path, r->prefix, r->prefix_len) == 0)
+            return r->manifest_mode;
+    }
+    if (region < c->nregions && c->rules != NULL && c->rules[region].manifest_mode >= 0)
+        return (enum cfg_manifest_mode)c->rules[region].manifest_mode;
+    return c->manifest_mode;
 }
 
 static void
@@ -1255,6 +1356,12 @@ load_rule(struct ctx *x, const struct cfg *c, json_t *obj, const char *path, str
                     rule->weights[idx] = (uint32_t)w;
             }
         }
+    }
+    if ((v = json_object_get(obj, "manifest_mode")) != NULL) {
+        enum cfg_manifest_mode m;
+        jkey(p, path, "manifest_mode");
+        if (load_manifest_mode(x, v, p, &m) == 0)
+            rule->manifest_mode = (int)m;
     }
     if ((v = json_object_get(obj, "failover")) != NULL) {
         jkey(p, path, "failover");
@@ -1347,16 +1454,11 @@ load_policy(struct ctx *x, struct cfg *c, json_t *pol)
     if (pol != NULL && !LOAD_OBJECT(x, pol, policy_fields, c, "policy"))
         pol = NULL;
     load_engine(x, c, pol);
-    if (pol != NULL && (v = json_object_get(pol, "manifest_mode")) != NULL) {
-        size_t i = 0;
-        while (json_is_string(v) && i < UTIL_ARRAY_LEN(manifest_modes) &&
-               strcmp(json_string_value(v), manifest_modes[i]) != 0)
-            i++;
-        if (!json_is_string(v) || i == UTIL_ARRAY_LEN(manifest_modes))
-            fail(x, "policy.manifest_mode", "must be \"rewrite\", \"steering\" or \"redirect\"");
-        else
-            c->manifest_mode = (enum cfg_manifest_mode)i;
-    }
+    def.manifest_mode = -1;
+    if (pol != NULL && (v = json_object_get(pol, "manifest_mode")) != NULL)
+        load_manifest_mode(x, v, "policy.manifest_mode", &c->manifest_mode);
+    if (pol != NULL && (v = json_object_get(pol, "paths")) != NULL)
+        load_path_rules(x, c, v);
     if (pol != NULL && (v = json_object_get(pol, "default")) != NULL) {
         load_rule(x, c, v, "policy.default", &def);
         check_rule_allows(x, c, &def, "policy.default");
@@ -1745,6 +1847,8 @@ from_json(json_t *root, const char *name, struct diag *d)
     resolve_default_region(&x, c, json_object_get(root, "default_region"));
     load_cdns(&x, c, json_object_get(root, "cdns"));
     load_policy(&x, c, json_object_get(root, "policy"));
+    for (size_t r = 0; c->rules != NULL && r < c->nregions; r++)
+        c->region_modes = c->region_modes || c->rules[r].manifest_mode >= 0;
     if ((v = json_object_get(root, "http")) != NULL)
         LOAD_OBJECT(&x, v, http_fields, &c->http, "http");
     if ((v = json_object_get(root, "log")) != NULL)
@@ -1873,6 +1977,9 @@ cfg_free(struct cfg *c)
             rule_free(&c->rules[i]);
     }
     free(c->rules);
+    for (size_t i = 0; i < c->npath_rules; i++)
+        free(c->path_rules[i].prefix);
+    free(c->path_rules);
     free(c->http.cors_allow_origin);
     free(c->http.redirect_cache_control);
     free(c->log_level);

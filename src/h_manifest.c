@@ -56,6 +56,7 @@ struct mworker {
 
 /* Who the answer is for: everything the rewrite needs, copied out of the request. */
 struct decision {
+    enum cfg_manifest_mode mode; /* rewrite or steering (redirect never gets here) */
     uint32_t region;
     uint64_t session;
     uint32_t rank[CFG_MAX_CDNS]; /* cdn indexes in the snap's cfg, best first */
@@ -159,6 +160,7 @@ decide(const struct http_reqctx *ctx, const struct uri_parts *u, struct decision
     h_redirect_client_addr(snap, ctx->req, ctx->peer, &client);
     geo_lookup(snap->conf->geo, &client, &gc);
     d->region = gc.region;
+    d->mode = cfg_manifest_mode_for(cfg, u->path, u->path_len, gc.region);
     if (!carried_session(u, &d->session)) {
         struct h_redirect_session sess;
         h_redirect_session_of(ctx->req, u, &client, &sess);
@@ -257,7 +259,7 @@ render(struct mworker *mw, const struct snap *snap, const struct decision *d, en
     /* steering mode: the session's steering server URL (it carries steerd_s, so an answer
      * holding it is never reused for another session); none without public_base_url */
     char steer[CFG_URL_MAX + 64];
-    bool steering = cfg->manifest_mode == CFG_MANIFEST_STEERING &&
+    bool steering = d->mode == CFG_MANIFEST_STEERING &&
                     h_steer_server_uri(cfg, kind == MCACHE_HLS ? STEERING_HLS : STEERING_DASH,
                                        d->session, steer, sizeof(steer)) > 0;
     buf_free(&mw->scratch);
@@ -456,6 +458,7 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
     struct rcache_key rk = {
         .blob = res->blob,
         .conf_gen = ctx->snap->conf->generation,
+        .variant = (uint32_t)d->mode,
         .rank = d->rank,
         .nrank = d->nrank,
     };
@@ -681,6 +684,7 @@ on_fetched(void *arg, const struct fetch_result *r)
         struct rcache_key rk = {
             .blob = self.blob,
             .conf_gen = ctx->snap->conf->generation,
+            .variant = (uint32_t)m->dec.mode,
             .rank = m->dec.rank,
             .nrank = m->dec.nrank,
         };

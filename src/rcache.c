@@ -11,6 +11,7 @@
 struct entry {
     struct mcache_blob *blob; /* NULL: empty */
     uint64_t conf_gen;
+    uint32_t variant;
     uint64_t hash;
     uint64_t used; /* the cache's clock at the last get or put */
     uint32_t nrank;
@@ -34,7 +35,8 @@ key_hash(const struct rcache_key *k)
         uintptr_t blob;
         uint64_t gen;
         uint64_t nrank;
-    } h = {(uintptr_t)k->blob, k->conf_gen, k->nrank};
+        uint64_t variant;
+    } h = {(uintptr_t)k->blob, k->conf_gen, k->nrank, k->variant};
     return util_hash64(k->rank, k->nrank * sizeof(*k->rank), util_hash64(&h, sizeof(h), 0));
 }
 
@@ -152,6 +154,7 @@ rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size
     struct entry *e = make_room(rc, set, len);
     e->blob = mcache_blob_ref(k->blob);
     e->conf_gen = k->conf_gen;
+    e->variant = k->variant;
     e->hash = hash;
     e->used = ++rc->clock;
     e->nrank = (uint32_t)k->nrank;

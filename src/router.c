@@ -3,11 +3,13 @@
 #include <string.h>
 
 #include "steerd/cfg.h"
+#include "steerd/geo.h"
 #include "steerd/h_beacon.h"
 #include "steerd/h_manifest.h"
 #include "steerd/h_redirect.h"
 #include "steerd/h_steer.h"
 #include "steerd/httpparse.h"
+#include "steerd/netaddr.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
 #include "steerd/uri.h"
@@ -92,11 +94,29 @@ router_write_error(const struct http_reqctx *ctx, int code, const char *reason, 
         stats_request(ctx->stats, STATS_ROUTE_ERROR, code);
 }
 
+/* How the manifest at u is answered: by path, region (looked up only when some region has a
+ * mode of its own) and policy (cfg_manifest_mode_for). */
+static enum cfg_manifest_mode
+manifest_mode(const struct http_reqctx *ctx, const struct uri_parts *u)
+{
+    const struct snap *snap = ctx->snap;
+    const struct cfg *cfg = snap->conf->cfg;
+    uint32_t region = UINT32_MAX;
+    if (cfg->region_modes) {
+        struct netaddr client;
+        struct geo_client gc;
+        h_redirect_client_addr(snap, ctx->req, ctx->peer, &client);
+        geo_lookup(snap->conf->geo, &client, &gc);
+        region = gc.region;
+    }
+    return cfg_manifest_mode_for(cfg, u->path, u->path_len, region);
+}
+
 /* GET/HEAD: the canonical target decides the handler. /steer/hls and /steer/dash are the
  * Content Steering servers (in every manifest mode, so a player holding a steering URL keeps
- * getting answers across a mode change). Manifests are served by h_manifest unless
- * policy.manifest_mode is "redirect" (in "steering" mode they carry Content Steering);
- * everything else gets a 302. */
+ * getting answers across a mode change). Manifests are served by h_manifest unless their mode
+ * (policy.paths[], the region's manifest_mode, policy.manifest_mode) is "redirect" (in
+ * "steering" mode they carry Content Steering); everything else gets a 302. */
 static int
 route_get(struct http_reqctx *ctx, struct buf *out)
 {
@@ -118,8 +138,8 @@ route_get(struct http_reqctx *ctx, struct buf *out)
         return h_steer_handle(ctx, &u, out);
     if (h_beacon_is_path(u.path, u.path_len))
         return h_beacon_handle(ctx, &u, out);
-    if (ctx->snap->conf->cfg->manifest_mode != CFG_MANIFEST_REDIRECT &&
-        h_manifest_kind_of(u.path, u.path_len) != H_MANIFEST_NONE)
+    if (h_manifest_kind_of(u.path, u.path_len) != H_MANIFEST_NONE &&
+        manifest_mode(ctx, &u) != CFG_MANIFEST_REDIRECT)
         return h_manifest_handle(ctx, &u, out);
     return h_redirect_handle(ctx, &u, out);
 }

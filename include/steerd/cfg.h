@@ -89,7 +89,16 @@ struct cfg_rule {
     uint32_t *weights;  /* [ncdns] */
     uint32_t *failover; /* cdn indexes tried in order when no weighted CDN is up */
     size_t nfailover;
+    int manifest_mode; /* an enum cfg_manifest_mode, or -1: policy.manifest_mode */
 };
+
+/* "policy.paths[]": the answer mode for manifests under a path prefix. */
+struct cfg_path_rule {
+    char *prefix; /* starts with '/', canonical */
+    size_t prefix_len;
+    enum cfg_manifest_mode manifest_mode;
+};
+#define CFG_MAX_PATH_RULES 64
 
 /* The scoring engine ("policy.score"; see score.h for the formula). Without the object the engine
  * is off and the static weights decide, as before. Ranges in cfg.c. */
@@ -250,6 +259,9 @@ struct cfg {
 
     struct cfg_rule *rules; /* [nregions]: each region's rule, resolved (a copy of default) */
     enum cfg_manifest_mode manifest_mode;
+    struct cfg_path_rule *path_rules; /* first match wins */
+    size_t npath_rules;
+    bool region_modes; /* some region has its own manifest_mode */
     struct cfg_score score;
     struct cfg_observe observe;
     struct cfg_traffic traffic;
@@ -280,6 +292,12 @@ struct steering_keyring *cfg_load_steering_keys(const char *path, struct diag *d
 /* Index of the CDN / region with that id / name, or -1. */
 long cfg_cdn_index(const struct cfg *c, const char *id);
 long cfg_region_index(const struct cfg *c, const char *name);
+
+/* How a manifest at the canonical path (len bytes) is answered for a viewer in region (an index,
+ * or UINT32_MAX when unknown: region rules are then skipped): the first policy.paths[] prefix
+ * that matches, else the region's manifest_mode, else policy.manifest_mode. */
+enum cfg_manifest_mode cfg_manifest_mode_for(const struct cfg *c, const char *path, size_t len,
+                                             uint32_t region);
 
 /* Splits "host:port" or "[v6]:port" into host (brackets removed) and port (0..65535); the host
  * must be an IP literal (brackets for IPv6 only). host and port may be NULL to only validate.

@@ -25,6 +25,7 @@ struct mcache_blob;
 struct rcache_key {
     struct mcache_blob *blob; /* the origin copy (not owned; rcache_put takes a reference) */
     uint64_t conf_gen;        /* the configuration generation */
+    uint32_t variant;         /* what else the rendering depends on (the answer mode) */
     const uint32_t *rank;     /* the ranked CDN indexes, best first */
     size_t nrank;             /* <= RCACHE_MAX_RANK */
 };

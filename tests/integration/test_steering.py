@@ -299,6 +299,53 @@ class SteeringManifestTest(st.SteerdTestCase):
         self.assertEqual(ans["PATHWAY-PRIORITY"][0], h.get("x-steerd-cdn"))
 
 
+class AnswerModeByPathAndRegionTest(st.SteerdTestCase):
+    """The answer mode chosen per content path and region: policy.paths[] first, then the
+    region's manifest_mode, then policy.manifest_mode."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.net = st.Cdns()
+        cls.watch(*cls.net.all())
+        for p in ("vod/t/master.m3u8", "live/t/master.m3u8"):
+            cls.net.origin.put(p, MASTER)
+        cls.net.origin.put("vod/t/manifest.mpd", MPD)
+        cdns = [st.cdn_entry(n, cls.net[n]) for n in ("alpha", "beta")]
+        cfg = st.default_config(
+            cdns, manifest={"public_base_url": PUBLIC},
+            origin={"base_url": cls.net.origin.base_url},
+            policy={"default": {"cdns": {"alpha": 1, "beta": 1}},
+                    "manifest_mode": "rewrite",
+                    "regions": {"nordics": {"manifest_mode": "steering"}},
+                    "paths": [{"prefix": "/live/", "manifest_mode": "redirect"}]})
+        cls.d = cls.watch(st.Steerd(cfg, name="steer-modes", wait_ready=True))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+        cls.net.cleanup()
+
+    def test_modes(self):
+        for _ in range(2):  # the second round may come from the rendered-answer cache
+            s, h, b = self.d.get("/vod/t/master.m3u8", {"X-Forwarded-For": st.IP_SE})
+            self.assertEqual(s, 200)
+            self.assertIn(b"#EXT-X-CONTENT-STEERING:", b)
+            s, h, b = self.d.get("/vod/t/master.m3u8", {"X-Forwarded-For": st.IP_GB})
+            self.assertEqual(s, 200)
+            self.assertNotIn(b"#EXT-X-CONTENT-STEERING", b)
+            s, h, b = self.d.get("/vod/t/manifest.mpd", {"X-Forwarded-For": st.IP_SE})
+            self.assertEqual(s, 200)
+            self.assertIn(b"<ContentSteering", b)
+            s, h, b = self.d.get("/vod/t/manifest.mpd", {"X-Forwarded-For": st.IP_GB})
+            self.assertEqual(s, 200)
+            self.assertNotIn(b"ContentSteering", b)
+            # /live/ is answered with a 302 wherever the viewer is
+            for ip in (st.IP_SE, st.IP_GB):
+                s, h, b = self.d.get("/live/t/master.m3u8", {"X-Forwarded-For": ip})
+                self.assertEqual(s, 302)
+                self.assertTrue(h["location"].endswith("/live/t/master.m3u8"), h["location"])
+
+
 class KeyFileTest(unittest.TestCase):
     def test_world_readable_key_file_refused(self):
         d = st.make_tmpdir("steerd-it-keys-")

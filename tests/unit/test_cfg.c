@@ -813,6 +813,53 @@ static const struct bad_case bad_cases[] = {
      "policy.manifest_mode: must be \"rewrite\", \"steering\" or \"redirect\""},
     {"policy manifest mode type", "{" CDNS2 ", \"policy\": {\"manifest_mode\": 1}}",
      "policy.manifest_mode: must be"},
+    {"region manifest mode",
+     "{" CDNS2 ", \"regions\": [{\"name\": \"r\", \"countries\": [\"SE\"]}], \"policy\": "
+     "{\"regions\": {\"r\": {\"manifest_mode\": \"proxy\"}}}}",
+     "policy.regions.r.manifest_mode: must be \"rewrite\", \"steering\" or \"redirect\""},
+    {"paths not array", "{" CDNS2 ", \"policy\": {\"paths\": {}}}",
+     "policy.paths: must be an array"},
+    {"paths entry not object", "{" CDNS2 ", \"policy\": {\"paths\": [1]}}",
+     "policy.paths[0]: must be an object"},
+    {"paths prefix missing",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"manifest_mode\": \"rewrite\"}]}}",
+     "policy.paths[0].prefix: required"},
+    {"paths mode missing", "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/live/\"}]}}",
+     "policy.paths[0].manifest_mode: required"},
+    {"paths unknown key",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a/\", \"manifest_mode\": "
+     "\"rewrite\", \"mode\": 1}]}}",
+     "policy.paths[0].mode: unknown key"},
+    {"paths bad mode",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a/\", \"manifest_mode\": \"x\"}]}}",
+     "policy.paths[0].manifest_mode: must be"},
+    {"paths prefix relative",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"live/\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix dotdot",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a/../b\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix double slash",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a//b\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix percent",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a%2F\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix query",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a?x\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix space",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": \"/a b\", \"manifest_mode\": "
+     "\"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
+    {"paths prefix type",
+     "{" CDNS2 ", \"policy\": {\"paths\": [{\"prefix\": 5, \"manifest_mode\": \"rewrite\"}]}}",
+     "policy.paths[0].prefix: must be a path prefix"},
     /* http, log */
     {"http not object", "{" CDNS2 ", \"http\": 1}", "http: must be an object"},
     {"http max headers low", "{" CDNS2 ", \"http\": {\"max_headers\": 7}}",
@@ -962,6 +1009,55 @@ test_cfg_manifest_and_origin_keys(void **state)
     assert_int_equal(c->origin.timeout_ms, 5000);
     cfg_free(c);
     assert_int_equal(d.count, 0);
+    diag_free(&d);
+}
+
+static void
+test_cfg_manifest_mode_by_path_and_region(void **state)
+{
+    (void)state;
+    struct diag d;
+    diag_init(&d);
+    const char *json =
+        "{" CDNS2 ", \"regions\": [{\"name\": \"se\", \"countries\": [\"SE\"]}, {\"name\": "
+        "\"gb\", \"countries\": [\"GB\"]}], \"policy\": {\"manifest_mode\": \"rewrite\", "
+        "\"regions\": {\"se\": {\"manifest_mode\": \"steering\"}}, \"paths\": [{\"prefix\": "
+        "\"/live/\", \"manifest_mode\": \"redirect\"}, {\"prefix\": \"/live/special/\", "
+        "\"manifest_mode\": \"rewrite\"}]}}";
+    struct cfg *c = load_str(json, &d);
+    if (c == NULL)
+        print_diag("manifest modes", &d);
+    assert_non_null(c);
+    long se = cfg_region_index(c, "se"), gb = cfg_region_index(c, "gb");
+    assert_true(se >= 0 && gb >= 0);
+    assert_true(c->region_modes);
+    assert_int_equal(c->npath_rules, 2);
+#define MODE(path, region) cfg_manifest_mode_for(c, path, strlen(path), region)
+    /* a path rule first (the first that matches), then the region, then the default */
+    assert_int_equal(MODE("/live/a.m3u8", (uint32_t)se), CFG_MANIFEST_REDIRECT);
+    assert_int_equal(MODE("/live/special/a.m3u8", (uint32_t)gb), CFG_MANIFEST_REDIRECT);
+    assert_int_equal(MODE("/vod/a.m3u8", (uint32_t)se), CFG_MANIFEST_STEERING);
+    assert_int_equal(MODE("/vod/a.m3u8", (uint32_t)gb), CFG_MANIFEST_REWRITE);
+    assert_int_equal(MODE("/vod/a.m3u8", c->default_region), CFG_MANIFEST_REWRITE);
+    assert_int_equal(MODE("/vod/a.m3u8", UINT32_MAX), CFG_MANIFEST_REWRITE);
+    assert_int_equal(MODE("/liv", (uint32_t)se), CFG_MANIFEST_STEERING);
+#undef MODE
+    cfg_free(c);
+
+    /* Without region modes no region lookup is needed. */
+    c = load_str("{" CDNS2 ", \"policy\": {\"manifest_mode\": \"steering\"}}", &d);
+    assert_non_null(c);
+    assert_false(c->region_modes);
+    assert_int_equal(c->npath_rules, 0);
+    assert_int_equal(cfg_manifest_mode_for(c, "/a.mpd", 6, 0), CFG_MANIFEST_STEERING);
+    cfg_free(c);
+    /* policy.default's mode applies to every region without its own. */
+    c = load_str("{" CDNS2 ", \"policy\": {\"default\": {\"manifest_mode\": \"redirect\"}}}", &d);
+    assert_non_null(c);
+    assert_true(c->region_modes);
+    assert_int_equal(cfg_manifest_mode_for(c, "/a.mpd", 6, c->default_region),
+                     CFG_MANIFEST_REDIRECT);
+    cfg_free(c);
     diag_free(&d);
 }
 
@@ -1698,6 +1794,7 @@ main(void)
         cmocka_unit_test(test_cfg_base_url_trailing_slash_stripped),
         cmocka_unit_test(test_cfg_accepts_good_urls),
         cmocka_unit_test(test_cfg_manifest_and_origin_keys),
+        cmocka_unit_test(test_cfg_manifest_mode_by_path_and_region),
         cmocka_unit_test_setup_teardown(test_cfg_steering_keys, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_cfg_rejects_bad_configs),
         cmocka_unit_test(test_cfg_rejects_long_strings),

@@ -45,6 +45,9 @@ test_rcache_hits_only_the_exact_key(void **state)
                                  key(b1, 7, a, 1), key(NULL, 7, ab, 2)};
     for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
         assert_false(rcache_get(rc, &other[i], &hit));
+    struct rcache_key variant = k;
+    variant.variant = 1; /* e.g. another answer mode */
+    assert_false(rcache_get(rc, &variant, &hit));
 
     /* Same key again: replaced, not duplicated. */
     assert_true(rcache_put(rc, &k, "answer-2", 8));
