@@ -29,8 +29,6 @@ conn_level(const struct overload_params *p, uint64_t conns)
 {
     uint64_t max = p->max_conns > 0 ? p->max_conns : 1;
     uint64_t pct = p->conn_percent > 100 ? 100 : p->conn_percent;
-    if (conns >= max)
-        return 3;
     /* conns >= pct % of max, and >= 3/4 of that, in integers */
     if (conns * 100 >= max * pct)
         return 2;

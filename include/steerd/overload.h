@@ -11,7 +11,8 @@
  *
  * Signal levels: lag >= lag_ms gives 1, >= 2 x lag_ms gives 2, >= 4 x lag_ms gives 3 (the lag
  * must hold for two samples in a row, so one stall does not shed); connections >= 3/4 of
- * conn_percent % of max_conns give 1, >= conn_percent % give 2, >= max_conns give 3. The level
+ * conn_percent % of max_conns give 1, >= conn_percent % give 2 (at max_conns itself the
+ * connection cap stops accepting on its own, at once and without hysteresis). The level
  * rises at once to the higher of the two, and falls one step once the signals have stayed
  * below the current level for recover_ms (hysteresis: no flapping at a threshold). */
 #ifndef STEERD_OVERLOAD_H

@@ -33,14 +33,14 @@ test_overload_signal_levels(void **state)
     assert_int_equal(overload_signal_level(&p, 199, 0), 2);
     assert_int_equal(overload_signal_level(&p, 200, 0), 3);
     assert_int_equal(overload_signal_level(&p, UINT32_MAX, 0), 3);
-    /* connections: level 1 at 60 % (3/4 of 80 %), 2 at 80 %, 3 at the cap */
+    /* connections: level 1 at 60 % (3/4 of 80 %), 2 at 80 %; the cap is the connection code's */
     assert_int_equal(overload_signal_level(&p, 0, 599), 0);
     assert_int_equal(overload_signal_level(&p, 0, 600), 1);
     assert_int_equal(overload_signal_level(&p, 0, 799), 1);
     assert_int_equal(overload_signal_level(&p, 0, 800), 2);
     assert_int_equal(overload_signal_level(&p, 0, 999), 2);
-    assert_int_equal(overload_signal_level(&p, 0, 1000), 3);
-    assert_int_equal(overload_signal_level(&p, 0, 5000), 3);
+    assert_int_equal(overload_signal_level(&p, 0, 1000), 2);
+    assert_int_equal(overload_signal_level(&p, 0, 5000), 2);
     /* the higher signal wins */
     assert_int_equal(overload_signal_level(&p, 60, 850), 2);
     assert_int_equal(overload_signal_level(&p, 250, 10), 3);
@@ -75,7 +75,7 @@ test_overload_lag_needs_two_samples(void **state)
     assert_int_equal(overload_update(&st, &p, 600, 300, 0), 3);
     /* connections act at once */
     memset(&st, 0, sizeof(st));
-    assert_int_equal(overload_update(&st, &p, 0, 0, 1000), 3);
+    assert_int_equal(overload_update(&st, &p, 0, 0, 1000), 2);
 }
 
 static void
@@ -86,7 +86,8 @@ test_overload_falls_one_step_after_recovery(void **state)
     struct overload_state st;
     memset(&st, 0, sizeof(st));
 
-    assert_int_equal(overload_update(&st, &p, 1000, 0, 1000), 3);
+    assert_int_equal(overload_update(&st, &p, 900, 400, 0), 0);
+    assert_int_equal(overload_update(&st, &p, 1000, 400, 0), 3);
     /* calm from 1100 on: 3 until 1100 + recover, then one step per recovery period */
     assert_int_equal(overload_update(&st, &p, 1100, 0, 0), 3);
     assert_int_equal(overload_update(&st, &p, 3099, 0, 0), 3);
@@ -100,7 +101,8 @@ test_overload_falls_one_step_after_recovery(void **state)
 
     /* a fall stops at what the signals still ask for */
     memset(&st, 0, sizeof(st));
-    assert_int_equal(overload_update(&st, &p, 0, 0, 1000), 3);
+    st.prev_lag_ms = 400;
+    assert_int_equal(overload_update(&st, &p, 0, 400, 0), 3);
     assert_int_equal(overload_update(&st, &p, 100, 0, 850), 3);
     assert_int_equal(overload_update(&st, &p, 2100, 0, 850), 2);
     assert_int_equal(overload_update(&st, &p, 9000, 0, 850), 2);
@@ -108,7 +110,8 @@ test_overload_falls_one_step_after_recovery(void **state)
     /* recover_ms 0: one step per sample */
     p.recover_ms = 0;
     memset(&st, 0, sizeof(st));
-    assert_int_equal(overload_update(&st, &p, 0, 0, 1000), 3);
+    st.prev_lag_ms = 400;
+    assert_int_equal(overload_update(&st, &p, 0, 400, 0), 3);
     assert_int_equal(overload_update(&st, &p, 1, 0, 0), 3);
     assert_int_equal(overload_update(&st, &p, 2, 0, 0), 2);
 }
