@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """Overload shedding against a real steerd and real nginx CDNs, one worker, low thresholds.
 
-Held idle connections push the worker's connection share over the overload thresholds (the
-event-loop lag signal is covered by the unit tests: it cannot be provoked reliably here). The
+Held idle connections push the worker's connection share over the overload thresholds. The
 shedding order holds: at level 1 POST /beacon is acknowledged 204 unread while keep-alive and
 steering TTLs stay normal; at level 2, under a flood of beacons and steering polls from other
 processes, answers carry Connection: close, steering polls get ttl_max_s (200, never 410 or 429),
 beacons get 204/429 and never a 5xx, and segment 302s keep being answered correctly with a p99
 latency within 3 x the p99 measured before the flood. The shedding counters and the level gauge
-move, the level falls back to 0 once the pressure is gone, and RSS stays bounded."""
+move, the level falls back to 0 once the pressure is gone, and RSS stays bounded. A loop that
+runs late (the process stopped and resumed in a tight cycle) takes the worker to level 3: new
+connections wait in the backlog until the level falls, then they are served."""
 
 import http.client
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import time
@@ -264,6 +266,41 @@ class OverloadTest(st.SteerdTestCase):
                     5.0, msg="beacon ingested after recovery")
         self.assertEqual(self.shed("beacon"), shed1)
         self.assertEqual(self.steer_ttl()[0], TTL_S)
+        self.assertTrue(d.alive())
+
+    def test_loop_lag_pauses_accepting(self):
+        """A worker whose loop runs late (here: the process is stopped and resumed in a tight
+        cycle, so every 100 ms lag sample is hundreds of ms late) goes to level 3: new
+        connections wait in the backlog until the level falls, then they are served."""
+        cfg = st.default_config(
+            [st.cdn_entry("alpha", self.net["alpha"]), st.cdn_entry("beta", self.net["beta"])],
+            workers=1, http={"overload_lag_ms": 50, "overload_recover_ms": 1500})
+        d = self.watch_local(st.Steerd(cfg, name="overload-lag", wait_ready=True))
+        self.addCleanup(d.cleanup)
+        pid = d.proc.pid
+        st.wait_for(lambda: d.metric("steerd_overload_level") == 0, 5.0, msg="level 0")
+        accept0 = d.metric("steerd_shed_total", 0.0, what="accept")
+        try:
+            for _ in range(6):
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.4)
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.03)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(d.metric("steerd_overload_level"), 3)
+        self.assertGreater(d.metric("steerd_shed_total", 0.0, what="accept"), accept0)
+        s = socket.create_connection((st.LOOPBACK, d.port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /vod/lag/seg_1.m4s HTTP/1.1\r\nHost: s\r\n\r\n")
+        s.settimeout(0.3)
+        with self.assertRaises(socket.timeout, msg="a connection was accepted at level 3"):
+            s.recv(4096)
+        s.settimeout(10)
+        data = s.recv(4096)
+        self.assertTrue(data.startswith(b"HTTP/1.1 302 "), data[:100])
+        st.wait_for(lambda: d.metric("steerd_overload_level") == 0, 10.0, msg="level back to 0")
+        self.assertIn("overload level", d.stderr())
         self.assertTrue(d.alive())
 
     def test_metrics_exposed(self):
