@@ -175,6 +175,9 @@ static const struct field http_fields[] = {
     F_U32("shutdown_grace_ms", struct cfg_http, shutdown_grace_ms, 0, 600000, 5000),
     F_U32("max_body_bytes", struct cfg_http, max_body_bytes, 0, 1048576, 65536),
     F_U32("body_timeout_ms", struct cfg_http, body_timeout_ms, 100, 600000, 10000),
+    F_U32("overload_lag_ms", struct cfg_http, overload_lag_ms, 1, 60000, 50),
+    F_U32("overload_conn_percent", struct cfg_http, overload_conn_percent, 1, 100, 80),
+    F_U32("overload_recover_ms", struct cfg_http, overload_recover_ms, 0, 600000, 2000),
 };
 
 static const struct field beacon_fields[] = {

@@ -148,8 +148,8 @@ h_beacon_note_request(const struct http_reqctx *ctx, const struct uri_parts *u,
     const char *vals[CMCD_NHEADERS];
     size_t lens[CMCD_NHEADERS];
 
-    if (bw == NULL || ctx->req == NULL)
-        return;
+    if (bw == NULL || ctx->req == NULL || http_env_overload(ctx->env) >= 1)
+        return; /* overload level 1 and up: CMCD on player requests is not read */
     bool q = query_has_cmcd(u);
     bool h = find_cmcd_headers(ctx->req, vals, lens);
     if (!q && !h)
@@ -231,6 +231,12 @@ h_beacon_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *
     if (req->method_id != HTTPP_POST) {
         stats_add(&ctx->stats->rejected[STATS_REJECT_METHOD], 1);
         return answer(ctx, 405, "Allow: POST, OPTIONS\r\n", "method not allowed", out);
+    }
+    if (http_env_overload(ctx->env) >= 1) {
+        /* Overload level 1 and up: acknowledged unread. A 204 keeps every player quiet (a 429
+         * would only make some of them retry); the body was framed and is dropped. */
+        stats_add(&ctx->stats->shed[STATS_SHED_BEACON], 1);
+        return answer(ctx, 204, NULL, NULL, out);
     }
     if (!content_type_ok(req))
         return answer(ctx, 415, NULL,

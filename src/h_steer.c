@@ -22,7 +22,6 @@
 #define RELOAD_MAX (CFG_URL_MAX + 64 + STEERING_STATE_TOKEN_MAX)
 #define NAME_SEED 0x9e3779b97f4a7c15ULL
 #define PRIO_MAX STEERING_MAX_PATHWAYS
-#define LOAD_PERCENT 80 /* connections in use above which the TTL is ttl_max_s */
 
 bool
 h_steer_is_steering(const char *path, size_t len, enum steering_kind *kind)
@@ -307,9 +306,11 @@ h_steer_handle(struct http_reqctx *ctx, const struct uri_parts *u, struct buf *o
             reload_uri = reload;
     }
 
-    /* Never 429 (hls.js stops polling): a worker near its connection cap asks for fewer polls. */
-    uint64_t conns = atomic_load_explicit(&ctx->stats->conns_active, memory_order_relaxed);
-    bool loaded = conns * 100 > (uint64_t)cfg->http.max_connections * LOAD_PERCENT;
+    /* Never 429 (hls.js stops polling): a worker at overload level 2 or more asks for fewer
+     * polls. */
+    bool loaded = http_env_overload(ctx->env) >= 2;
+    if (loaded)
+        stats_add(&ctx->stats->shed[STATS_SHED_STEERING_TTL], 1);
     struct steering_manifest m = {
         .kind = kind,
         .ttl_s = loaded ? sc->ttl_max_s : sc->ttl_s,

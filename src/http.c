@@ -24,6 +24,7 @@
 #include "steerd/httpparse.h"
 #include "steerd/log.h"
 #include "steerd/netaddr.h"
+#include "steerd/overload.h"
 #include "steerd/router.h"
 #include "steerd/snap.h"
 #include "steerd/stats.h"
@@ -36,6 +37,7 @@
 #define LINGER_MS 2000
 #define TICK_MS 250
 #define ACCEPT_PAUSE_MS 100
+#define LAG_TICK_MS 100 /* the overload level's sampling period */
 #define LISTEN_BACKLOG 4096
 #define WAIT_MAX_MS 120000 /* safety net for a request waiting on an asynchronous answer */
 
@@ -106,6 +108,9 @@ struct worker {
     bool draining;
     uint64_t drain_deadline_ms;
     uint64_t last_accept_log_ms;
+    struct event *lag;        /* the overload sampling timer */
+    uint64_t lag_due_ms;      /* when it should run next */
+    struct overload_state ov; /* env.overload is ov.level */
     struct http_env env;
     pthread_mutex_t task_mu; /* guards tasks and tasks_closed: posted from any thread */
     struct task *tasks, *tasks_tail;
@@ -298,11 +303,13 @@ listeners_close(struct worker *w)
     w->accepting = false;
 }
 
-/* Accepting resumes when below the cap, not draining, and not paused after an accept error. */
+/* Accepting resumes when below the cap, not draining, not paused after an accept error, and
+ * below overload level 3. */
 static void
 listeners_maybe_resume(struct worker *w)
 {
-    if (w->draining || w->accepting || evtimer_pending(w->resume, NULL))
+    if (w->draining || w->accepting || evtimer_pending(w->resume, NULL) ||
+        w->env.overload >= OVERLOAD_LEVEL_MAX)
         return;
     if (w->nconns < w->snap->conf->cfg->http.max_connections)
         listeners_set(w, true);
@@ -500,6 +507,11 @@ conn_process(struct conn *c)
             ctx.req = &req;
             ctx.head = req.method_id == HTTPP_HEAD;
             ctx.close = !req.keep_alive || w->draining;
+            if (!ctx.close && w->env.overload >= 2) {
+                /* overload level 2: answer, then let the client go */
+                ctx.close = true;
+                stats_add(&w->stats->shed[STATS_SHED_KEEPALIVE], 1);
+            }
             size_t used = req.head_len;
             if (router_wants_body(&req)) {
                 int b = body_ready(c, &req, c->in_len - off);
@@ -650,8 +662,10 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
     w->nconns++;
     atomic_store_explicit(&w->stats->conns_active, w->nconns, memory_order_relaxed);
     stats_add(&w->stats->conns_total, 1);
-    if (w->nconns >= w->snap->conf->cfg->http.max_connections)
+    if (w->nconns >= w->snap->conf->cfg->http.max_connections) {
+        stats_add(&w->stats->shed[STATS_SHED_ACCEPT], 1);
         listeners_set(w, false);
+    }
 }
 
 /* accept() failed: with EMFILE/ENFILE the listening socket stays readable and libevent would
@@ -743,6 +757,41 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         else
             conn_close(c);
     }
+}
+
+/* Every LAG_TICK_MS: how late this timer runs is the event loop's lag; with the connection
+ * count it moves the worker's overload level. Level 3 pauses accepting until it falls. */
+static void
+on_lag(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct overload_params p;
+    (void)fd;
+    (void)what;
+
+    worker_clock(w);
+    uint64_t late = w->now_ms > w->lag_due_ms ? w->now_ms - w->lag_due_ms : 0;
+    uint32_t lag = late > UINT32_MAX ? UINT32_MAX : (uint32_t)late;
+    overload_params_from_cfg(&w->snap->conf->cfg->http, &p);
+    uint32_t old = w->env.overload;
+    uint32_t level = overload_update(&w->ov, &p, w->now_ms, lag, w->nconns);
+    w->env.overload = level;
+    atomic_store_explicit(&w->stats->overload_level, level, memory_order_relaxed);
+    atomic_store_explicit(&w->stats->loop_lag_ms, lag, memory_order_relaxed);
+    if (level != old) {
+        log_msg(level > old ? LOG_WARN : LOG_INFO, "http",
+                "worker %zu: overload level %u -> %u (loop lag %u ms, %zu connections)", w->index,
+                old, level, lag, w->nconns);
+        if (level >= OVERLOAD_LEVEL_MAX && w->accepting && !w->draining) {
+            stats_add(&w->stats->shed[STATS_SHED_ACCEPT], 1);
+            listeners_set(w, false);
+        } else if (old >= OVERLOAD_LEVEL_MAX) {
+            listeners_maybe_resume(w);
+        }
+    }
+    w->lag_due_ms = w->now_ms + LAG_TICK_MS;
+    struct timeval tv = {0, LAG_TICK_MS * 1000};
+    evtimer_add(w->lag, &tv);
 }
 
 /* Runs the tasks posted to w; with close set, no task can be posted afterwards. */
@@ -849,6 +898,10 @@ http_server_start(struct http_server *s, struct snap *initial, struct diag *d)
         w->resume = evtimer_new(w->base, on_resume, w);
         struct timeval tv = {0, TICK_MS * 1000};
         event_add(w->tick, &tv);
+        w->lag = evtimer_new(w->base, on_lag, w);
+        w->lag_due_ms = w->now_ms + LAG_TICK_MS;
+        struct timeval lag_tv = {0, LAG_TICK_MS * 1000};
+        evtimer_add(w->lag, &lag_tv);
     }
     for (uint32_t k = 0; k < s->nworkers; k++) {
         struct worker *w = &s->workers[k];
@@ -920,6 +973,8 @@ http_server_free(struct http_server *s)
             event_free(w->wake);
         if (w->resume)
             event_free(w->resume);
+        if (w->lag)
+            event_free(w->lag);
         if (w->base)
             event_base_free(w->base);
         snap_unref(atomic_exchange(&w->inbox, NULL));

@@ -290,6 +290,43 @@ sum_workers(struct stats *s, size_t off)
     return n;
 }
 
+static uint64_t
+max_workers(struct stats *s, size_t off)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->nworkers; i++) {
+        _Atomic uint64_t *c = (_Atomic uint64_t *)((char *)&s->workers[i] + off);
+        uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+        if (v > n)
+            n = v;
+    }
+    return n;
+}
+
+static const char *const shed_names[STATS_SHED_N] = {"beacon", "keepalive", "accept",
+                                                     "steering_ttl"};
+
+/* Overload gauges (the worst worker) and what shedding did. */
+static void
+write_overload(struct stats *s, struct buf *out)
+{
+    buf_printf(out,
+               "# HELP steerd_overload_level Highest overload level over the workers (0 normal, "
+               "1 beacons shed, 2 keep-alive off, 3 accepting paused).\n"
+               "# TYPE steerd_overload_level gauge\nsteerd_overload_level %llu\n"
+               "# HELP steerd_event_loop_lag_ms Highest lateness of the workers' last lag timer.\n"
+               "# TYPE steerd_event_loop_lag_ms gauge\nsteerd_event_loop_lag_ms %llu\n",
+               (unsigned long long)max_workers(s, offsetof(struct stats_worker, overload_level)),
+               (unsigned long long)max_workers(s, offsetof(struct stats_worker, loop_lag_ms)));
+    buf_puts(out, "# HELP steerd_shed_total What overload shedding did, by kind.\n"
+                  "# TYPE steerd_shed_total counter\n");
+    for (int r = 0; r < STATS_SHED_N; r++) {
+        size_t off = offsetof(struct stats_worker, shed) + (size_t)r * sizeof(_Atomic uint64_t);
+        buf_printf(out, "steerd_shed_total{what=\"%s\"} %llu\n", shed_names[r],
+                   (unsigned long long)sum_workers(s, off));
+    }
+}
+
 static int
 entry_cmp(const void *a, const void *b)
 {
@@ -409,6 +446,7 @@ stats_write_prometheus(struct stats *s, struct buf *out)
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_active)),
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, conns_total)),
                (unsigned long long)sum_workers(s, offsetof(struct stats_worker, accept_errors)));
+    write_overload(s, out);
     buf_puts(out, "# HELP steerd_manifest_cache_total Manifest requests by cache outcome.\n"
                   "# TYPE steerd_manifest_cache_total counter\n");
     for (int r = 0; r < STATS_MCACHE_N; r++) {

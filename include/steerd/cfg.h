@@ -154,6 +154,13 @@ struct cfg_http {
                                         (only routes that take a body: POST /beacon) */
     uint32_t body_timeout_ms;        /* 100..600000, default 10000: whole body after the head
                                         (408) */
+    /* Overload shedding (see overload.h). */
+    uint32_t overload_lag_ms;       /* 1..60000, default 50: event-loop lag of level 1 (2x: 2,
+                                       4x: 3) */
+    uint32_t overload_conn_percent; /* 1..100, default 80: share of max_connections of level 2
+                                       (3/4 of it: level 1) */
+    uint32_t overload_recover_ms;   /* 0..600000, default 2000: calm time before the level drops
+                                       one step */
 };
 
 /* Player beacon ingestion ("beacon" object). Read once at start-up: a reload does not change

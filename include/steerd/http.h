@@ -32,7 +32,16 @@ struct http_env {
     void *shared;                 /* http_hooks.shared, borrowed */
     void *local;                  /* what http_hooks.worker_start returned for this worker */
     struct beacon_worker *beacon; /* this worker's beacon ring, NULL when none (borrowed) */
+    uint32_t overload;            /* the worker's overload level 0..3 (overload.h); written and
+                                     read only on the worker's thread */
 };
+
+/* The overload level of the worker env belongs to (0 without one). Lock-free, for handlers. */
+static inline uint32_t
+http_env_overload(const struct http_env *env)
+{
+    return env != NULL ? env->overload : 0;
+}
 
 /* Per-worker set-up for handlers that keep state on a worker (e.g. an origin client on its
  * loop). worker_start runs on the worker's thread before it serves; worker_stop runs on it after

@@ -75,6 +75,17 @@ enum stats_steer {
     STATS_STEER_N
 };
 
+/* What overload shedding did (see overload.h): a POST /beacon answered 204 unread, a keep-alive
+ * request answered with Connection: close, accepting paused by the overload level or the
+ * connection cap, a steering poll answered with ttl_max_s. */
+enum stats_shed {
+    STATS_SHED_BEACON = 0,
+    STATS_SHED_KEEPALIVE,
+    STATS_SHED_ACCEPT,
+    STATS_SHED_STEERING_TTL,
+    STATS_SHED_N
+};
+
 enum stats_steer_format { STATS_STEER_HLS = 0, STATS_STEER_DASH, STATS_STEER_FORMAT_N };
 
 #define STATS_CODE_N 22
@@ -85,6 +96,9 @@ struct stats_worker {
     _Atomic uint64_t conns_active;
     _Atomic uint64_t conns_total;
     _Atomic uint64_t accept_errors;
+    _Atomic uint64_t overload_level; /* gauge: the worker's overload level, 0..3 */
+    _Atomic uint64_t loop_lag_ms;    /* gauge: how late the worker's last lag timer ran */
+    _Atomic uint64_t shed[STATS_SHED_N];
     _Atomic uint64_t manifest_cache[STATS_MCACHE_N];
     _Atomic uint64_t manifest_render[STATS_RENDER_N];
     _Atomic uint64_t origin_fetch[STATS_ORIGIN_N];

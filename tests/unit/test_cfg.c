@@ -308,6 +308,9 @@ test_cfg_empty_policy_defaults(void **state)
     assert_int_equal(c->http.shutdown_grace_ms, 5000);
     assert_int_equal(c->http.max_body_bytes, 65536);
     assert_int_equal(c->http.body_timeout_ms, 10000);
+    assert_int_equal(c->http.overload_lag_ms, 50);
+    assert_int_equal(c->http.overload_conn_percent, 80);
+    assert_int_equal(c->http.overload_recover_ms, 2000);
     assert_int_equal(c->beacon.rate_per_s, 50);
     assert_int_equal(c->beacon.burst, 100);
     assert_int_equal(c->beacon.max_sources, 65536);
@@ -891,6 +894,24 @@ static const struct bad_case bad_cases[] = {
      "http.body_timeout_ms: must be an integer in 100..600000"},
     {"http body timeout string", "{" CDNS2 ", \"http\": {\"body_timeout_ms\": \"10s\"}}",
      "http.body_timeout_ms: must be an integer in 100..600000"},
+    {"http overload lag zero", "{" CDNS2 ", \"http\": {\"overload_lag_ms\": 0}}",
+     "http.overload_lag_ms: must be an integer in 1..60000"},
+    {"http overload lag high", "{" CDNS2 ", \"http\": {\"overload_lag_ms\": 60001}}",
+     "http.overload_lag_ms: must be an integer in 1..60000"},
+    {"http overload lag string", "{" CDNS2 ", \"http\": {\"overload_lag_ms\": \"50ms\"}}",
+     "http.overload_lag_ms: must be an integer in 1..60000"},
+    {"http overload percent zero", "{" CDNS2 ", \"http\": {\"overload_conn_percent\": 0}}",
+     "http.overload_conn_percent: must be an integer in 1..100"},
+    {"http overload percent high", "{" CDNS2 ", \"http\": {\"overload_conn_percent\": 101}}",
+     "http.overload_conn_percent: must be an integer in 1..100"},
+    {"http overload percent fraction", "{" CDNS2 ", \"http\": {\"overload_conn_percent\": 50.5}}",
+     "http.overload_conn_percent: must be an integer in 1..100"},
+    {"http overload recover negative", "{" CDNS2 ", \"http\": {\"overload_recover_ms\": -1}}",
+     "http.overload_recover_ms: must be an integer in 0..600000"},
+    {"http overload recover high", "{" CDNS2 ", \"http\": {\"overload_recover_ms\": 600001}}",
+     "http.overload_recover_ms: must be an integer in 0..600000"},
+    {"http overload unknown", "{" CDNS2 ", \"http\": {\"overload_level\": 1}}",
+     "http.overload_level: unknown key"},
     /* beacon */
     {"beacon not object", "{" CDNS2 ", \"beacon\": true}", "beacon: must be an object"},
     {"beacon unknown", "{" CDNS2 ", \"beacon\": {\"rate\": 5}}", "beacon.rate: unknown key"},
