@@ -15,6 +15,8 @@
 /* A connect that takes longer than this is a fault whatever the whole-transfer timeout is. */
 #define PROBE_CONNECT_TIMEOUT_MAX_MS 10000u
 
+_Static_assert(CFG_MAX_ALLOW_TARGETS <= CURLEV_MAX_ALLOW, "allow_targets must fit a transfer");
+
 struct target;
 
 /* One running transfer; owned by its target (target->xfer) and freed when it ends. */
@@ -30,10 +32,12 @@ struct target {
     struct probe *p;
     char id[CFG_ID_MAX + 1];
     char *url;
-    struct cfg_probe cfg; /* cfg.url points to url */
-    struct event *timer;  /* fires every interval_ms and starts one transfer */
-    struct xfer *xfer;    /* NULL when idle */
-    bool missed;          /* the timer fired while xfer ran: start again as soon as it ends */
+    struct cfg_probe cfg;                             /* cfg.url points to url */
+    struct netaddr_cidr allow[CFG_MAX_ALLOW_TARGETS]; /* the config's allow_targets, copied */
+    size_t nallow;
+    struct event *timer; /* fires every interval_ms and starts one transfer */
+    struct xfer *xfer;   /* NULL when idle */
+    bool missed;         /* the timer fired while xfer ran: start again as soon as it ends */
 };
 
 struct probe {
@@ -184,6 +188,8 @@ setup_easy(struct xfer *x, const struct target *t)
                                   : PROBE_CONNECT_TIMEOUT_MAX_MS,
         .low_speed_bytes_per_s = c->low_speed_bytes_per_s,
         .low_speed_time_ms = c->low_speed_time_ms,
+        .allow = t->allow,
+        .nallow = t->nallow,
     };
     int bad = curlev_xfer_setup(&x->cx, &o, x) != 0;
     /* A fresh connection per probe: a reused one would hide a CDN that accepts no new
@@ -271,6 +277,14 @@ same_probe(const struct cfg_probe *a, const struct cfg_probe *b)
            a->low_speed_time_ms == b->low_speed_time_ms;
 }
 
+static bool
+same_allow(const struct target *t, const struct cfg *c)
+{
+    return t->nallow == c->nallow_targets &&
+           (t->nallow == 0 ||
+            memcmp(t->allow, c->allow_targets, t->nallow * sizeof(*t->allow)) == 0);
+}
+
 static struct target *
 find_target(const struct probe *p, const char *id)
 {
@@ -281,10 +295,14 @@ find_target(const struct probe *p, const char *id)
 }
 
 static struct target *
-target_new(struct probe *p, const struct cfg_cdn *cdn)
+target_new(struct probe *p, const struct cfg *c, const struct cfg_cdn *cdn)
 {
     struct target *t = xcalloc(1, sizeof(*t));
     t->p = p;
+    t->nallow =
+        c->nallow_targets < CFG_MAX_ALLOW_TARGETS ? c->nallow_targets : CFG_MAX_ALLOW_TARGETS;
+    if (t->nallow > 0)
+        memcpy(t->allow, c->allow_targets, t->nallow * sizeof(*t->allow));
     snprintf(t->id, sizeof(t->id), "%s", cdn->id);
     t->url = xstrdup(cdn->probe.url);
     t->cfg = cdn->probe;
@@ -314,11 +332,11 @@ probe_set_targets(struct probe *p, const struct cfg *c)
         if (cdn->probe.url == NULL)
             continue;
         struct target *old = find_target(p, cdn->id);
-        if (old != NULL && same_probe(&old->cfg, &cdn->probe)) {
+        if (old != NULL && same_probe(&old->cfg, &cdn->probe) && same_allow(old, c)) {
             next[k++] = old;
             continue;
         }
-        next[k] = target_new(p, cdn);
+        next[k] = target_new(p, c, cdn);
         if (next[k] == NULL)
             goto fail;
         fresh[k++] = true;
