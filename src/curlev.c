@@ -210,6 +210,7 @@ open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
         netaddr_format(&a, x->denied_addr);
         return CURL_SOCKET_BAD;
     }
+    x->opened = true;
     curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
     if (fd == CURL_SOCKET_BAD)
         x->socket_errno = errno;
@@ -228,6 +229,7 @@ curlev_xfer_setup(struct curlev_xfer *x, const struct curlev_options *o, void *p
         memcpy(x->allow, o->allow, o->nallow * sizeof(*o->allow));
     x->nallow = o->nallow;
     x->denied = false;
+    x->opened = false;
     x->denied_addr[0] = '\0';
 
     bad |= curl_easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK;
@@ -305,7 +307,7 @@ classify_connect(const struct curlev_xfer *x, CURLcode rc, struct curlev_failure
     long os_errno = 0;
     int shortage;
     curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (x->denied && rc == CURLE_COULDNT_CONNECT)
+    if (x->denied && !x->opened && rc == CURLE_COULDNT_CONNECT)
         set_failure(out, CURLEV_CAUSE_REMOTE, "address denied", x->denied_addr);
     else if (x->socket_errno != 0 && local_errno(x->socket_errno))
         set_failure(out, CURLEV_CAUSE_LOCAL, "socket", strerror(x->socket_errno));

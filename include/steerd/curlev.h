@@ -56,6 +56,7 @@ struct curlev_xfer {
     struct netaddr_cidr allow[CURLEV_MAX_ALLOW];
     size_t nallow;
     bool denied;                      /* a resolved address was refused (not allowed) */
+    bool opened;                      /* a socket was opened for an allowed address */
     char denied_addr[NETADDR_STRLEN]; /* the last one refused */
 };
 
@@ -99,8 +100,8 @@ struct curlev_failure {
 };
 
 /* Classifies x's end with rc (not CURLE_OK; the caller has already looked at the reasons of
- * its own write or header callbacks for CURLE_WRITE_ERROR). A connect that failed after an
- * address was refused is REMOTE "address denied" with the address as detail. A failed connect
+ * its own write or header callbacks for CURLE_WRITE_ERROR). A connect that failed with every
+ * address refused is REMOTE "address denied" with the (last) address as detail. A failed connect
  * or name lookup is otherwise local when socket() failed for want of resources, when the connect's
  * errno says so, or when the process cannot open a socket right now. Never fails. */
 void curlev_xfer_classify(const struct curlev_xfer *x, CURLcode rc, struct curlev_failure *out);

@@ -1132,6 +1132,15 @@ test_fetch_closed_port_fails(void **state)
     assert_non_null(strstr(r->last.error, "refused"));
     assert_int_equal(r->last.http_status, 0);
     assert_false(r->last.has_body);
+
+    /* "localhost" also resolves to ::1, which is not allowed: the reason is still the refused
+     * connect to the allowed 127.0.0.1, not the refusal of ::1 */
+    snprintf(url, sizeof(url), "http://localhost:%u/", (unsigned)closed_port());
+    rq = default_request(url);
+    fetch_once(r, &rq);
+    assert_int_equal(r->last.status, FETCH_FAILED);
+    if (strstr(r->last.error, "refused") == NULL)
+        fail_msg("%s", r->last.error);
 }
 
 static void
