@@ -7,11 +7,14 @@ answers, and -t rejects the same file. The forbidden addresses only ever appear 
 configuration strings: nothing connects to them. After DNS, a probe or origin URL whose name
 resolves to loopback fails unless allow_targets covers it."""
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import steerdtest as st  # noqa: E402
@@ -197,6 +200,76 @@ class NameResolvesToLoopbackTest(st.SteerdTestCase):
 
         st.wait_for(both_up, 10.0, msg="CDNs up with allow_targets")
         self.assertGreater(self.net["alpha"].hits("/probe.bin"), 0)
+
+
+def _get(url):
+    """GET url directly (whatever *_proxy says); returns the status."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as r:
+        return r.status
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def serve(host, handler):
+    srv = _Server((host, 0), handler)
+    srv.hits = 0
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+class RedirectToCanaryTest(st.SteerdTestCase):
+    """A probe target that answers 302 to an internal "canary" (127.0.0.9, allowed): redirects
+    are never followed, so the canary sees no request and the CDN goes down with "http 302"."""
+
+    def test_probe_redirect_never_reaches_canary(self):
+        class Canary(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.server.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        canary = serve("127.0.0.9", Canary)
+        self.addCleanup(canary.server_close)
+        self.addCleanup(canary.shutdown)
+        target = "http://127.0.0.9:%d/canary" % canary.server_address[1]
+
+        class Redirector(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.server.hits += 1
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        redirector = serve(st.LOOPBACK, Redirector)
+        self.addCleanup(redirector.server_close)
+        self.addCleanup(redirector.shutdown)
+        base = "http://%s:%d" % (st.LOOPBACK, redirector.server_address[1])
+        cdns = [st.cdn_entry("alpha", base_url=base, probe_url=base + "/probe.bin",
+                             interval_ms=200, timeout_ms=400),
+                st.cdn_entry("beta", base_url="https://beta.example", probe=False)]
+        d = self.watch_local(st.Steerd(st.default_config(cdns), name="ssrf-canary"))
+
+        def alpha_down():
+            status, body = d.admin_json("/state")
+            a = [c for c in body["cdns"] if c["id"] == "alpha"][0]
+            return not a["up"] and a["last_status"] == 302 and redirector.hits >= 3
+
+        st.wait_for(alpha_down, 10.0, msg="alpha down on 302 after a few probes")
+        self.assertEqual(canary.hits, 0, "a redirect was followed")
+        # The canary does count: one direct request is one hit.
+        self.assertEqual(_get(target), 200)
+        self.assertEqual(canary.hits, 1)
 
 
 if __name__ == "__main__":
