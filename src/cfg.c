@@ -106,7 +106,7 @@ static const struct field top_fields[] = {
     F_OTHER("cdns", true),      F_OTHER("policy", false),
     F_OTHER("http", false),     F_OTHER("log", false),
     F_OTHER("manifest", false), F_OTHER("steering", false),
-    F_OTHER("beacon", false),
+    F_OTHER("beacon", false),   F_OTHER("allow_targets", false),
 };
 
 static const struct field admin_fields[] = {
@@ -922,6 +922,130 @@ check_admin_listen(struct ctx *x, const struct cfg *c)
         if (p2 == port && memcmp(&a, &b, sizeof(a)) == 0) {
             fail(x, "admin.listen", "same address as listen[%zu]", i);
             return;
+        }
+    }
+}
+
+/* ---- targets: what steerd connects to or sends players to ---- */
+
+/* Host (brackets removed, cut to hostsz) and port (the scheme's default when absent) of a URL
+ * that url_problem accepted. */
+static void
+url_authority(const char *s, char *host, size_t hostsz, uint16_t *port)
+{
+    size_t sl = scheme_len(s);
+    const char *h = s + sl, *he, *p;
+    uint64_t pv;
+
+    if (*h == '[') {
+        h++;
+        he = h + strcspn(h, "]");
+        p = *he == ']' ? he + 1 : he;
+    } else {
+        he = h + strcspn(h, ":/?#");
+        p = he;
+    }
+    size_t hl = (size_t)(he - h);
+    if (hl >= hostsz)
+        hl = hostsz - 1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = sl == 8 ? 443 : 80;
+    if (*p == ':') {
+        size_t pl = strcspn(p + 1, "/?#");
+        if (util_parse_u64(p + 1, pl, 1, 65535, &pv) == 0)
+            *port = (uint16_t)pv;
+    }
+}
+
+static bool
+is_localhost_name(const char *h)
+{
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == '.')
+        n--;
+    return (n == 9 && strncasecmp(h, "localhost", 9) == 0) ||
+           (n > 10 && strncasecmp(h + n - 10, ".localhost", 10) == 0);
+}
+
+/* True when a URL to host:port reaches the admin listener admin.listen. */
+static bool
+hits_admin(const struct cfg *c, const char *host, const struct netaddr *a, bool literal,
+           uint16_t port)
+{
+    char ahost[NETADDR_STRLEN + 1];
+    uint16_t aport;
+    struct netaddr b;
+    static const struct netaddr any6 = {{0}};
+    static const struct netaddr any4 = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0}};
+
+    if (c->admin.listen == NULL ||
+        cfg_split_hostport(c->admin.listen, ahost, sizeof(ahost), &aport) != 0 || aport == 0 ||
+        aport != port || netaddr_parse(ahost, strlen(ahost), &b) != 0)
+        return false;
+    bool any = memcmp(&b, &any6, sizeof(b)) == 0 || memcmp(&b, &any4, sizeof(b)) == 0;
+    if (!literal)
+        return is_localhost_name(host) && (any || netaddr_is_internal(&b));
+    if (memcmp(a, &b, sizeof(b)) == 0)
+        return true;
+    /* A wildcard admin listener answers on every local address; loopback ones at least. */
+    return any && netaddr_is_internal(a);
+}
+
+static bool
+allowed_target(const struct cfg *c, const struct netaddr *a)
+{
+    for (size_t i = 0; i < c->nallow_targets; i++)
+        if (netaddr_in_cidr(a, &c->allow_targets[i]))
+            return true;
+    return false;
+}
+
+/* One URL at path: an internal IP literal host must be in allow_targets, and nothing may point
+ * at the admin listener. */
+static void
+check_target(struct ctx *x, const struct cfg *c, const char *path, const char *url)
+{
+    char host[DNS_NAME_MAX + 1];
+    uint16_t port;
+    struct netaddr a;
+
+    if (url == NULL)
+        return;
+    url_authority(url, host, sizeof(host), &port);
+    bool literal = netaddr_parse(host, strlen(host), &a) == 0;
+    if (hits_admin(c, host, &a, literal, port)) {
+        fail(x, path,
+             "points at the admin listener (admin.listen %s); steerd never fetches from "
+             "or redirects to itself",
+             c->admin.listen);
+        return;
+    }
+    if (!literal || !netaddr_is_internal(&a) || allowed_target(c, &a))
+        return;
+    char text[NETADDR_STRLEN];
+    netaddr_format(&a, text);
+    fail(x, path,
+         "host %s is an internal address (loopback, link-local, private or reserved); list it "
+         "in allow_targets (e.g. \"%s/%d\") to let steerd use it",
+         text, text, netaddr_is_v4(&a) ? 32 : 128);
+}
+
+static void
+check_targets(struct ctx *x, const struct cfg *c)
+{
+    char p[JPATH_MAX], q[JPATH_MAX];
+    check_target(x, c, "origin.base_url", c->origin_base_url);
+    for (size_t i = 0; i < c->ncdns; i++) {
+        jidx(p, "cdns", i);
+        check_target(x, c, jkey(q, p, "base_url"), c->cdns[i].base_url);
+        jidx(p, "cdns", i);
+        check_target(x, c, jkey(q, p, "probe.url"), c->cdns[i].probe.url);
+        for (size_t k = 0; k < c->cdns[i].probe.nregional; k++) {
+            const struct cfg_probe_region *r = &c->cdns[i].probe.regional[k];
+            jidx(p, "cdns", i);
+            jkey(q, p, "probe.regions");
+            check_target(x, c, jkey(p, q, c->regions[r->region].name), r->url);
         }
     }
 }
@@ -1840,6 +1964,12 @@ from_json(json_t *root, const char *name, struct diag *d)
     check_admin_listen(&x, c);
     if ((v = json_object_get(root, "trusted_proxies")) != NULL)
         c->trusted_proxies = load_cidrs(&x, v, "trusted_proxies", &c->ntrusted_proxies);
+    if ((v = json_object_get(root, "allow_targets")) != NULL) {
+        if (json_is_array(v) && json_array_size(v) > CFG_MAX_ALLOW_TARGETS)
+            fail(&x, "allow_targets", "must have at most %d entries", CFG_MAX_ALLOW_TARGETS);
+        else
+            c->allow_targets = load_cidrs(&x, v, "allow_targets", &c->nallow_targets);
+    }
     if ((v = json_object_get(root, "origin")) != NULL &&
         LOAD_OBJECT(&x, v, origin_fields, c, "origin") && c->origin_base_url != NULL)
         strip_base_url(c->origin_base_url);
@@ -1864,6 +1994,7 @@ from_json(json_t *root, const char *name, struct diag *d)
         load_steering(&x, c, v);
     if ((v = json_object_get(root, "beacon")) != NULL)
         LOAD_OBJECT(&x, v, beacon_fields, &c->beacon, "beacon");
+    check_targets(&x, c);
 
     if (x.nerr > 0) {
         cfg_free(c);
@@ -1956,6 +2087,7 @@ cfg_free(struct cfg *c)
     free(c->admin.listen);
     free(c->admin.token);
     free(c->trusted_proxies);
+    free(c->allow_targets);
     free(c->origin_base_url);
     free(c->geoip_country_db);
     free(c->geoip_asn_db);

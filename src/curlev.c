@@ -181,13 +181,36 @@ curlev_free(struct curlev *ev)
 
 /* ---- one transfer ---- */
 
-/* Wraps socket() so a local shortage of descriptors or buffers is told apart from a remote
- * that cannot be reached. */
+static bool
+allowed(const struct curlev_xfer *x, const struct netaddr *a)
+{
+    for (size_t i = 0; i < x->nallow; i++)
+        if (netaddr_in_cidr(a, &x->allow[i]))
+            return true;
+    return false;
+}
+
+/* Wraps socket(): refuses an address the transfer may not reach (after DNS, so a name cannot
+ * smuggle an internal address past the configuration check; curl then tries the next address
+ * or fails the connect), and keeps socket()'s errno so a local shortage of descriptors or
+ * buffers is told apart from a remote that cannot be reached. */
 static curl_socket_t
 open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     (void)purpose;
     struct curlev_xfer *x = clientp;
+    struct netaddr a;
+    if (netaddr_from_sockaddr(&addr->addr, &a) != 0) {
+        x->denied = true; /* not IPv4 or IPv6: nothing steerd connects to */
+        snprintf(x->denied_addr, sizeof(x->denied_addr), "family %d", addr->family);
+        return CURL_SOCKET_BAD;
+    }
+    if (netaddr_is_internal(&a) && !allowed(x, &a)) {
+        x->denied = true;
+        netaddr_format(&a, x->denied_addr);
+        return CURL_SOCKET_BAD;
+    }
+    x->opened = true;
     curl_socket_t fd = socket(addr->family, addr->socktype, addr->protocol);
     if (fd == CURL_SOCKET_BAD)
         x->socket_errno = errno;
@@ -199,6 +222,15 @@ curlev_xfer_setup(struct curlev_xfer *x, const struct curlev_options *o, void *p
 {
     CURL *e = x->easy;
     int bad = 0;
+
+    if (o->nallow > CURLEV_MAX_ALLOW || (o->nallow > 0 && o->allow == NULL))
+        return -1;
+    if (o->nallow > 0)
+        memcpy(x->allow, o->allow, o->nallow * sizeof(*o->allow));
+    x->nallow = o->nallow;
+    x->denied = false;
+    x->opened = false;
+    x->denied_addr[0] = '\0';
 
     bad |= curl_easy_setopt(e, CURLOPT_URL, o->url) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)priv) != CURLE_OK;
@@ -275,7 +307,9 @@ classify_connect(const struct curlev_xfer *x, CURLcode rc, struct curlev_failure
     long os_errno = 0;
     int shortage;
     curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
-    if (x->socket_errno != 0 && local_errno(x->socket_errno))
+    if (x->denied && !x->opened && rc == CURLE_COULDNT_CONNECT)
+        set_failure(out, CURLEV_CAUSE_REMOTE, "address denied", x->denied_addr);
+    else if (x->socket_errno != 0 && local_errno(x->socket_errno))
         set_failure(out, CURLEV_CAUSE_LOCAL, "socket", strerror(x->socket_errno));
     else if (os_errno != 0 && local_errno((int)os_errno))
         set_failure(out, CURLEV_CAUSE_LOCAL, "connect", strerror((int)os_errno));

@@ -19,6 +19,8 @@
 #define CACHE_CONTROL_MAX 512
 #define BODY_FIRST_ALLOC 16384u
 
+_Static_assert(FETCH_MAX_ALLOW == CURLEV_MAX_ALLOW, "fetch and curlev agree on the allow list");
+
 /* Why a callback of ours stopped the transfer (curl then reports CURLE_WRITE_ERROR). */
 enum stop_reason {
     STOP_NONE = 0,
@@ -434,6 +436,8 @@ setup_easy(struct xfer *x, const struct fetch_request *rq)
         .connect_timeout_ms = rq->connect_timeout_ms,
         .low_speed_bytes_per_s = rq->low_speed_bytes_per_s,
         .low_speed_time_ms = rq->low_speed_time_ms,
+        .allow = rq->allow,
+        .nallow = rq->nallow,
     };
     if (o.connect_timeout_ms == 0)
         o.connect_timeout_ms =
@@ -467,6 +471,8 @@ valid_request(const struct fetch_request *rq)
 {
     if (rq == NULL || rq->url == NULL || rq->timeout_ms == 0 || rq->max_bytes == 0 ||
         rq->max_bytes >= SIZE_MAX / 2)
+        return false;
+    if (rq->nallow > FETCH_MAX_ALLOW || (rq->nallow > 0 && rq->allow == NULL))
         return false;
     if (rq->if_none_match != NULL && !valid_request_value(rq->if_none_match))
         return false;

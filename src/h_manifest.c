@@ -773,6 +773,8 @@ start_fetch(struct mreq *m, const struct cfg *cfg)
         .max_bytes = cfg->origin.max_manifest_bytes,
         .if_none_match = m->stale ? m->stale->etag : NULL,
         .if_modified_since = m->stale ? m->stale->last_modified : NULL,
+        .allow = cfg->allow_targets,
+        .nallow = cfg->nallow_targets,
     };
     m->fetch_id = fetch_start(mw->fetch, &rq, on_fetched, m);
     if (m->fetch_id == 0)

@@ -164,6 +164,47 @@ netaddr_in_cidr(const struct netaddr *a, const struct netaddr_cidr *c)
     return (a->b[full] & mask) == (c->addr.b[full] & mask);
 }
 
+static bool
+v4_is_internal(const uint8_t *v4)
+{
+    static const struct {
+        uint8_t net[4];
+        unsigned prefix;
+    } ranges[] = {
+        {{0, 0, 0, 0}, 8},    {{10, 0, 0, 0}, 8},     {{100, 64, 0, 0}, 10},
+        {{127, 0, 0, 0}, 8},  {{169, 254, 0, 0}, 16}, {{172, 16, 0, 0}, 12},
+        {{192, 0, 0, 0}, 24}, {{192, 168, 0, 0}, 16}, {{198, 18, 0, 0}, 15},
+        {{224, 0, 0, 0}, 4},  {{240, 0, 0, 0}, 4},
+    };
+    uint32_t a = (uint32_t)v4[0] << 24 | (uint32_t)v4[1] << 16 | (uint32_t)v4[2] << 8 | v4[3];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(ranges); i++) {
+        const uint8_t *n = ranges[i].net;
+        uint32_t net = (uint32_t)n[0] << 24 | (uint32_t)n[1] << 16 | (uint32_t)n[2] << 8 | n[3];
+        uint32_t mask = ~(uint32_t)0 << (32 - ranges[i].prefix);
+        if ((a & mask) == net)
+            return true;
+    }
+    return false;
+}
+
+bool
+netaddr_is_internal(const struct netaddr *a)
+{
+    static const uint8_t zero12[12] = {0};
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    const uint8_t *b = a->b;
+
+    /* IPv4-mapped, IPv4-compatible (:: and ::1 included: their last four bytes are in
+     * 0.0.0.0/8) and NAT64 forms carry an IPv4 address in their last four bytes. */
+    if (netaddr_is_v4(a) || memcmp(b, zero12, 12) == 0 || memcmp(b, nat64, 12) == 0)
+        return v4_is_internal(b + 12);
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) /* fe80::/10 link-local */
+        return true;
+    if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
+        return true;
+    return b[0] == 0xff; /* ff00::/8 multicast */
+}
+
 void
 netaddr_format(const struct netaddr *a, char *out)
 {

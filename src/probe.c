@@ -16,6 +16,8 @@
 /* A connect that takes longer than this is a fault whatever the whole-transfer timeout is. */
 #define PROBE_CONNECT_TIMEOUT_MAX_MS 10000u
 
+_Static_assert(CFG_MAX_ALLOW_TARGETS <= CURLEV_MAX_ALLOW, "allow_targets must fit a transfer");
+
 struct target;
 
 /* One running transfer; owned by its target (target->xfer) and freed when it ends. */
@@ -33,9 +35,11 @@ struct target {
     char *region; /* NULL: the CDN's own probe; else a regional URL's region name */
     char *url;
     struct cfg_probe cfg; /* cfg.url points to url; cfg.regional is not kept */
-    struct event *timer;  /* fires every interval_ms and starts one transfer */
-    struct xfer *xfer;    /* NULL when idle */
-    bool missed;          /* the timer fired while xfer ran: start again as soon as it ends */
+    struct netaddr_cidr allow[CFG_MAX_ALLOW_TARGETS]; /* the config's allow_targets, copied */
+    size_t nallow;
+    struct event *timer; /* fires every interval_ms and starts one transfer */
+    struct xfer *xfer;   /* NULL when idle */
+    bool missed;         /* the timer fired while xfer ran: start again as soon as it ends */
 };
 
 struct probe {
@@ -194,6 +198,8 @@ setup_easy(struct xfer *x, const struct target *t)
                                   : PROBE_CONNECT_TIMEOUT_MAX_MS,
         .low_speed_bytes_per_s = c->low_speed_bytes_per_s,
         .low_speed_time_ms = c->low_speed_time_ms,
+        .allow = t->allow,
+        .nallow = t->nallow,
     };
     int bad = curlev_xfer_setup(&x->cx, &o, x) != 0;
     /* A fresh connection per probe: a reused one would hide a CDN that accepts no new
@@ -290,6 +296,14 @@ same_region(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+static bool
+same_allow(const struct target *t, const struct cfg *c)
+{
+    return t->nallow == c->nallow_targets &&
+           (t->nallow == 0 ||
+            memcmp(t->allow, c->allow_targets, t->nallow * sizeof(*t->allow)) == 0);
+}
+
 static struct target *
 find_target(const struct probe *p, const char *id, const char *region)
 {
@@ -300,12 +314,18 @@ find_target(const struct probe *p, const char *id, const char *region)
     return NULL;
 }
 
-/* The probe of cdn from region (NULL: its own URL) with the given URL and cdn's timings. */
+/* The probe of cdn from region (NULL: its own URL) with the given URL, cdn's timings and c's
+ * allow_targets. */
 static struct target *
-target_new(struct probe *p, const struct cfg_cdn *cdn, const char *region, const char *url)
+target_new(struct probe *p, const struct cfg *c, const struct cfg_cdn *cdn, const char *region,
+           const char *url)
 {
     struct target *t = xcalloc(1, sizeof(*t));
     t->p = p;
+    t->nallow =
+        c->nallow_targets < CFG_MAX_ALLOW_TARGETS ? c->nallow_targets : CFG_MAX_ALLOW_TARGETS;
+    if (t->nallow > 0)
+        memcpy(t->allow, c->allow_targets, t->nallow * sizeof(*t->allow));
     snprintf(t->id, sizeof(t->id), "%s", cdn->id);
     t->region = region ? xstrdup(region) : NULL;
     t->url = xstrdup(url);
@@ -344,11 +364,11 @@ probe_set_targets(struct probe *p, const struct cfg *c)
             if (j)
                 want.url = cdn->probe.regional[j - 1].url;
             struct target *old = find_target(p, cdn->id, region);
-            if (old != NULL && same_probe(&old->cfg, &want)) {
+            if (old != NULL && same_probe(&old->cfg, &want) && same_allow(old, c)) {
                 next[k++] = old;
                 continue;
             }
-            next[k] = target_new(p, cdn, region, want.url);
+            next[k] = target_new(p, c, cdn, region, want.url);
             if (next[k] == NULL)
                 goto fail;
             fresh[k++] = true;

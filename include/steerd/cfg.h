@@ -20,6 +20,7 @@ struct steering_keyring;
 #define CFG_MAX_LISTEN 16
 #define CFG_ID_MAX 32
 #define CFG_URL_MAX 1024
+#define CFG_MAX_ALLOW_TARGETS 64
 
 enum cfg_manifest_mode { CFG_MANIFEST_REWRITE = 0, CFG_MANIFEST_STEERING, CFG_MANIFEST_REDIRECT };
 
@@ -249,6 +250,13 @@ struct cfg {
 
     struct netaddr_cidr *trusted_proxies;
     size_t ntrusted_proxies;
+
+    /* Internal ranges (netaddr_is_internal) steerd may still use: every URL it connects to or
+     * sends players to (origin.base_url, cdns[].base_url, cdns[].probe.url) whose host is an
+     * internal IP literal must be covered, and probes and origin fetches refuse a resolved
+     * internal address outside them. At most CFG_MAX_ALLOW_TARGETS; default none. */
+    struct netaddr_cidr *allow_targets;
+    size_t nallow_targets;
 
     char *origin_base_url; /* NULL when absent (manifest requests then get 502) */
     struct cfg_origin origin;

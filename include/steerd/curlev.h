@@ -16,10 +16,13 @@
 #ifndef STEERD_CURLEV_H
 #define STEERD_CURLEV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <curl/curl.h>
+
+#include "steerd/netaddr.h"
 
 struct event_base;
 struct curlev;
@@ -43,10 +46,18 @@ void curlev_free(struct curlev *ev);
 
 /* The part of one transfer curlev reads and writes; the caller embeds it in its own record,
  * zeroed, and sets easy. */
+#define CURLEV_MAX_ALLOW 64
+
 struct curlev_xfer {
     CURL *easy;
     int socket_errno; /* errno of a failed socket() for this transfer, 0 if none */
     char errbuf[CURL_ERROR_SIZE];
+    /* internal ranges this transfer may connect to (a copy: a reload cannot free it) */
+    struct netaddr_cidr allow[CURLEV_MAX_ALLOW];
+    size_t nallow;
+    bool denied;                      /* a resolved address was refused (not allowed) */
+    bool opened;                      /* a socket was opened for an allowed address */
+    char denied_addr[NETADDR_STRLEN]; /* the last one refused */
 };
 
 /* The options every steerd transfer sets (see curlev_xfer_setup). */
@@ -57,13 +68,20 @@ struct curlev_options {
     uint32_t connect_timeout_ms;    /* > 0 */
     uint32_t low_speed_bytes_per_s; /* 0: no low-speed limit */
     uint32_t low_speed_time_ms;     /* rounded up to whole seconds, at least one */
+    /* Internal addresses (netaddr_is_internal) the transfer may connect to; every other
+     * internal address is refused after DNS. Borrowed for the call only (copied into the
+     * xfer); at most CURLEV_MAX_ALLOW. NULL/0: none. */
+    const struct netaddr_cidr *allow;
+    size_t nallow;
 };
 
 /* Sets on x->easy: the URL, priv as CURLOPT_PRIVATE (handed to the done callback), x->errbuf
  * as the error buffer, no signals, http and https only, no redirect followed, no proxy
  * (whatever the environment says), a GET with the user agent, the timeouts and low-speed
- * limit, and a socket() wrapper that records a failure's errno in x->socket_errno. x must
- * outlive the easy handle. Returns 0, or -1 when curl refused an option. */
+ * limit, and a socket() wrapper that refuses an internal address o does not allow (recorded in
+ * x->denied and x->denied_addr) and records a failed socket()'s errno in x->socket_errno. x
+ * must outlive the easy handle. Returns 0, or -1 when curl refused an option or o allows more
+ * than CURLEV_MAX_ALLOW ranges. */
 int curlev_xfer_setup(struct curlev_xfer *x, const struct curlev_options *o, void *priv);
 
 enum curlev_cause {
@@ -82,9 +100,10 @@ struct curlev_failure {
 };
 
 /* Classifies x's end with rc (not CURLE_OK; the caller has already looked at the reasons of
- * its own write or header callbacks for CURLE_WRITE_ERROR). A failed connect or name lookup
- * is local when socket() failed for want of resources, when the connect's errno says so, or
- * when the process cannot open a socket right now. Never fails. */
+ * its own write or header callbacks for CURLE_WRITE_ERROR). A connect that failed with every
+ * address refused is REMOTE "address denied" with the (last) address as detail. A failed connect
+ * or name lookup is otherwise local when socket() failed for want of resources, when the connect's
+ * errno says so, or when the process cannot open a socket right now. Never fails. */
 void curlev_xfer_classify(const struct curlev_xfer *x, CURLcode rc, struct curlev_failure *out);
 
 /* Writes the log reason of a failure into dst (dstsz > 0): "label: detail", or "label" when

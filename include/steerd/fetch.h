@@ -15,6 +15,7 @@
 
 struct event_base;
 struct fetch;
+struct netaddr_cidr;
 
 #define FETCH_MAX_HOST_CONNECTIONS 32
 #define FETCH_MAX_IDLE_CONNECTIONS 16
@@ -23,6 +24,7 @@ struct fetch;
 #define FETCH_LOW_SPEED_BYTES_PER_S 1024
 #define FETCH_LOW_SPEED_TIME_MS 5000
 #define FETCH_CONNECT_TIMEOUT_MS 5000
+#define FETCH_MAX_ALLOW 64
 
 enum fetch_status {
     FETCH_OK = 0,       /* 2xx, body complete */
@@ -49,6 +51,11 @@ struct fetch_request {
      * both FETCH_LOW_SPEED_* (the limit cannot be turned off). */
     uint32_t low_speed_bytes_per_s;
     uint32_t low_speed_time_ms;
+    /* Internal ranges (netaddr_is_internal) the origin may resolve to (the config's
+     * allow_targets); any other internal address fails the transfer (FETCH_FAILED, "address
+     * denied: ADDR"). At most FETCH_MAX_ALLOW; NULL/0: none. */
+    const struct netaddr_cidr *allow;
+    size_t nallow;
 };
 
 /* What a transfer ended with. Every pointer is borrowed for the duration of the callback only:
@@ -80,7 +87,8 @@ struct fetch *fetch_new(struct event_base *base);
 
 /* Starts a transfer; cb(arg, result) runs once, later, on the base's thread. Returns a handle
  * id > 0 (unique for f's lifetime) for fetch_cancel, or 0 when it could not start: an invalid
- * request (no URL, timeout_ms or max_bytes 0, a conditional value with control bytes) or a
+ * request (no URL, timeout_ms or max_bytes 0, a conditional value with control bytes, more
+ * than FETCH_MAX_ALLOW allowed ranges) or a
  * local failure (curl could not set up the transfer; answer as for FETCH_LOCAL_ERROR). When 0
  * is returned cb is never called. */
 uint64_t fetch_start(struct fetch *f, const struct fetch_request *rq, fetch_done_fn cb, void *arg);

@@ -30,6 +30,12 @@ int netaddr_parse_cidr(const char *s, struct netaddr_cidr *out);
 int netaddr_from_sockaddr(const struct sockaddr *sa, struct netaddr *out);
 bool netaddr_is_v4(const struct netaddr *a);
 bool netaddr_in_cidr(const struct netaddr *a, const struct netaddr_cidr *c);
+/* True for an address steerd must not connect to or send players to unless the configuration
+ * allows it (allow_targets): IPv4 0.0.0.0/8, 10/8, 100.64/10, 127/8, 169.254/16, 172.16/12,
+ * 192.0.0.0/24, 192.168/16, 198.18/15, 224/4 and 240/4 (255.255.255.255 included); IPv6 ::,
+ * ::1, fe80::/10, fc00::/7, ff00::/8; and those IPv4 ranges written IPv4-mapped (::ffff:0:0/96),
+ * IPv4-compatible (::/96) or NAT64 (64:ff9b::/96). */
+bool netaddr_is_internal(const struct netaddr *a);
 /* Formats as dotted quad for IPv4, RFC 5952 text for IPv6. out has NETADDR_STRLEN bytes. */
 void netaddr_format(const struct netaddr *a, char *out);
 

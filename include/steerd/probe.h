@@ -22,7 +22,9 @@ typedef void (*probe_result_fn)(void *arg, const char *id, const struct health_s
 struct probe *probe_new(struct event_base *base, probe_result_fn cb, void *arg);
 
 /* Makes the probed set match c (by CDN id and region, for regional URLs): unchanged targets keep
- * their schedule, changed ones (URL or timings) are restarted, removed ones are cancelled. Each
+ * their schedule, changed ones (URL, timings or c's allow_targets, which each target copies: a
+ * resolved internal address outside it fails the probe with "address denied") are restarted,
+ * removed ones are cancelled. Each
  * target's first probe starts at once. Returns 0, or -1 when curl could not be set up (then nothing
  * changed). */
 int probe_set_targets(struct probe *p, const struct cfg *c);

@@ -663,6 +663,8 @@ def default_config(cdns, policy=None, **overrides):
         "workers": 2,
         "admin": {"listen": "127.0.0.1:0", "token": None},
         "trusted_proxies": ["127.0.0.1/32"],
+        # the CDNs and the origin of the tests are on loopback: steerd denies it by default
+        "allow_targets": ["127.0.0.0/8"],
         "geoip": {"country_db": GEOIP_COUNTRY_DB, "asn_db": GEOIP_ASN_DB},
         "regions": [
             {"name": "nordics", "countries": ["SE", "NO", "DK", "FI", "IS"]},

@@ -22,9 +22,14 @@
 #endif
 
 #define CDN(id, url) "{\"id\":\"" id "\",\"base_url\":\"" url "\"}"
+/* The test CDNs are on loopback, which a configuration must allow explicitly. */
+#define ALLOW_LOOPBACK "\"allow_targets\":[\"127.0.0.0/8\",\"::1/128\"],"
 #define CDNS2                                                                                      \
-    "\"cdns\":[" CDN("alpha", "http://127.0.0.1:9001") "," CDN("beta", "http://127.0.0.1:9002") "]"
-#define CDNS1_URL(url) "\"cdns\":[" CDN("alpha", url) "]"
+    ALLOW_LOOPBACK "\"cdns\":[" CDN("alpha", "http://127.0.0.1:9001") "," CDN(                     \
+        "beta", "http://127.0.0.1:9002") "]"
+/* One public CDN, no allow_targets (for tests that set it). */
+#define CDN_NOALLOW "\"cdns\":[" CDN("alpha", "https://cdn.example.com") "]"
+#define CDNS1_URL(url) ALLOW_LOOPBACK "\"cdns\":[" CDN("alpha", url) "]"
 
 /* ---- helpers ---- */
 
@@ -139,6 +144,8 @@ test_cfg_load_full_fixture(void **state)
     assert_true(netaddr_in_cidr(&a, &c->trusted_proxies[1]));
     assert_int_equal(netaddr_parse("fd12::1", 7, &a), 0);
     assert_true(netaddr_in_cidr(&a, &c->trusted_proxies[2]));
+    assert_int_equal(c->nallow_targets, 2);
+    assert_false(netaddr_in_cidr(&a, &c->allow_targets[0]));
 
     assert_string_equal(c->origin_base_url, "http://127.0.0.1:9000/vod");
     assert_int_equal(c->origin.timeout_ms, 4000);
@@ -352,7 +359,8 @@ test_cfg_probe_defaults(void **state)
     (void)state;
     struct diag d;
     diag_init(&d);
-    struct cfg *c = load_str("{\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+    struct cfg *c = load_str("{" ALLOW_LOOPBACK
+                             "\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
                              " \"probe\": {\"url\": \"http://127.0.0.1:1/p\"}}]}",
                              &d);
     assert_non_null(c);
@@ -439,7 +447,8 @@ test_cfg_base_url_trailing_slash_stripped(void **state)
     };
     for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
         char json[512];
-        snprintf(json, sizeof(json), "{\"cdns\": [{\"id\": \"a\", \"base_url\": \"%s\"}]}",
+        snprintf(json, sizeof(json),
+                 "{" ALLOW_LOOPBACK "\"cdns\": [{\"id\": \"a\", \"base_url\": \"%s\"}]}",
                  cases[i].in);
         struct diag d;
         diag_init(&d);
@@ -473,7 +482,8 @@ test_cfg_accepts_good_urls(void **state)
     };
     for (size_t i = 0; i < UTIL_ARRAY_LEN(base_urls); i++) {
         char json[512];
-        snprintf(json, sizeof(json), "{\"cdns\": [{\"id\": \"a\", \"base_url\": \"%s\"}]}",
+        snprintf(json, sizeof(json),
+                 "{" ALLOW_LOOPBACK "\"cdns\": [{\"id\": \"a\", \"base_url\": \"%s\"}]}",
                  base_urls[i]);
         struct diag d;
         diag_init(&d);
@@ -487,7 +497,8 @@ test_cfg_accepts_good_urls(void **state)
     for (size_t i = 0; i < UTIL_ARRAY_LEN(probe_urls); i++) {
         char json[512];
         snprintf(json, sizeof(json),
-                 "{\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+                 "{" ALLOW_LOOPBACK
+                 "\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
                  " \"probe\": {\"url\": \"%s\"}}]}",
                  probe_urls[i]);
         struct diag d;
@@ -670,6 +681,93 @@ static const struct bad_case bad_cases[] = {
      "trusted_proxies[0]: must be an IPv4 or IPv6 CIDR"},
     {"proxies garbage", "{" CDNS2 ", \"trusted_proxies\": [\"127.0.0.1/32\", \"nope\"]}",
      "trusted_proxies[1]: must be an IPv4 or IPv6 CIDR"},
+    /* targets: internal addresses need allow_targets, numeric forms, the admin listener */
+    {"target loopback no allow", "{\"cdns\": [" CDN("a", "http://127.0.0.1:9001") "]}",
+     "cdns[0].base_url: host 127.0.0.1 is an internal address"},
+    {"target loopback names the fix", "{\"cdns\": [" CDN("a", "http://127.0.0.1:9001") "]}",
+     "list it in allow_targets (e.g. \"127.0.0.1/32\")"},
+    {"target private 10/8", "{" CDNS1_URL("http://10.0.0.1/") "}",
+     "cdns[0].base_url: host 10.0.0.1 is an internal address"},
+    {"target private 172.16/12", "{" CDNS1_URL("http://172.31.255.1/") "}",
+     "cdns[0].base_url: host 172.31.255.1 is an internal address"},
+    {"target private 192.168/16", "{" CDNS1_URL("https://192.168.1.1:8443/x") "}",
+     "cdns[0].base_url: host 192.168.1.1 is an internal address"},
+    {"target cgnat", "{" CDNS1_URL("http://100.64.0.1/") "}",
+     "cdns[0].base_url: host 100.64.0.1 is an internal address"},
+    {"target link-local", "{" CDNS1_URL("http://169.254.169.254/latest/meta-data") "}",
+     "cdns[0].base_url: host 169.254.169.254 is an internal address"},
+    {"target unspecified", "{" CDNS1_URL("http://0.0.0.0:9001/") "}",
+     "cdns[0].base_url: host 0.0.0.0 is an internal address"},
+    {"target broadcast", "{" CDNS1_URL("http://255.255.255.255/") "}",
+     "cdns[0].base_url: host 255.255.255.255 is an internal address"},
+    {"target multicast", "{" CDNS1_URL("http://239.1.1.1/") "}",
+     "cdns[0].base_url: host 239.1.1.1 is an internal address"},
+    {"target v6 link-local", "{" CDNS1_URL("http://[fe80::1]/") "}",
+     "cdns[0].base_url: host fe80::1 is an internal address"},
+    {"target v6 unique local", "{" CDNS1_URL("http://[fd00::1]:80/") "}",
+     "cdns[0].base_url: host fd00::1 is an internal address"},
+    {"target v4-mapped private", "{" CDNS1_URL("http://[::ffff:10.0.0.1]/") "}",
+     "cdns[0].base_url: host 10.0.0.1 is an internal address"},
+    {"target v4-mapped loopback", "{\"cdns\": [" CDN("a", "http://[::ffff:127.0.0.1]/") "]}",
+     "cdns[0].base_url: host 127.0.0.1 is an internal address"},
+    {"target nat64 metadata", "{" CDNS1_URL("http://[64:ff9b::a9fe:a9fe]/") "}",
+     "cdns[0].base_url: host 64:ff9b::a9fe:a9fe is an internal address"},
+    {"target v6 loopback no allow", "{\"cdns\": [" CDN("a", "http://[::1]:9001") "]}",
+     "cdns[0].base_url: host ::1 is an internal address"},
+    {"target probe url private",
+     "{" ALLOW_LOOPBACK "\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+     " \"probe\": {\"url\": \"http://192.168.0.10/p?x=1\"}}]}",
+     "cdns[0].probe.url: host 192.168.0.10 is an internal address"},
+    {"target origin link-local",
+     "{" CDNS2 ", \"origin\": {\"base_url\": \"http://169.254.0.1/vod\"}}",
+     "origin.base_url: host 169.254.0.1 is an internal address"},
+    {"target decimal ip", "{" CDNS1_URL("http://2130706433/") "}",
+     "cdns[0].base_url: host is not a valid dotted-quad"},
+    {"target hex ip", "{" CDNS1_URL("http://0x7f000001/") "}",
+     "cdns[0].base_url: host is not a valid dotted-quad"},
+    {"target octal ip", "{" CDNS1_URL("http://0177.0.0.1/") "}",
+     "cdns[0].base_url: host is not a valid dotted-quad"},
+    {"target probe decimal ip",
+     "{" ALLOW_LOOPBACK "\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+     " \"probe\": {\"url\": \"http://2852039166/p\"}}]}",
+     "cdns[0].probe.url: host is not a valid dotted-quad"},
+    {"target origin short ip", "{" CDNS2 ", \"origin\": {\"base_url\": \"http://10.1/\"}}",
+     "origin.base_url: host is not a valid dotted-quad"},
+    {"target file scheme", "{" CDNS1_URL("file:///etc/passwd") "}",
+     "cdns[0].base_url: scheme must be http or https"},
+    {"target probe gopher",
+     "{" ALLOW_LOOPBACK "\"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+     " \"probe\": {\"url\": \"gopher://127.0.0.1:70/_x\"}}]}",
+     "cdns[0].probe.url: scheme must be http or https"},
+    {"target admin listener", "{" CDNS1_URL("http://127.0.0.1:8081/") "}",
+     "cdns[0].base_url: points at the admin listener (admin.listen 127.0.0.1:8081)"},
+    {"target admin listener probe",
+     "{" ALLOW_LOOPBACK "\"admin\": {\"listen\": \"127.0.0.1:9100\"},"
+     " \"cdns\": [{\"id\": \"a\", \"base_url\": \"http://127.0.0.1:1\","
+     " \"probe\": {\"url\": \"http://127.0.0.1:9100/state\"}}]}",
+     "cdns[0].probe.url: points at the admin listener"},
+    {"target admin listener origin",
+     "{" CDNS2 ", \"admin\": {\"listen\": \"[::1]:9100\"},"
+     " \"origin\": {\"base_url\": \"http://[::1]:9100\"}}",
+     "origin.base_url: points at the admin listener"},
+    {"target admin listener by name", "{" CDNS1_URL("http://localhost:8081/x") "}",
+     "cdns[0].base_url: points at the admin listener"},
+    {"target admin default port",
+     "{" ALLOW_LOOPBACK
+     "\"admin\": {\"listen\": \"127.0.0.1:80\"}, \"cdns\": [" CDN("a", "http://127.0.0.1") "]}",
+     "cdns[0].base_url: points at the admin listener"},
+    {"target admin wildcard",
+     "{" ALLOW_LOOPBACK "\"admin\": {\"listen\": \"0.0.0.0:9100\"}, \"cdns\": [" CDN(
+         "a", "http://127.0.0.2:9100") "]}",
+     "cdns[0].base_url: points at the admin listener"},
+    {"allow_targets not array", "{" CDN_NOALLOW ", \"allow_targets\": \"127.0.0.0/8\"}",
+     "allow_targets: must be an array of CIDR strings"},
+    {"allow_targets bad cidr", "{" CDN_NOALLOW ", \"allow_targets\": [\"127.0.0.1/8\"]}",
+     "allow_targets[0]: must be an IPv4 or IPv6 CIDR"},
+    {"allow_targets not string", "{" CDN_NOALLOW ", \"allow_targets\": [\"10.0.0.0/8\", 10]}",
+     "allow_targets[1]: must be a string"},
+    {"allow_targets decimal", "{" CDN_NOALLOW ", \"allow_targets\": [\"2130706433/32\"]}",
+     "allow_targets[0]: must be an IPv4 or IPv6 CIDR"},
     {"origin no base_url", "{" CDNS2 ", \"origin\": {}}", "origin.base_url: required"},
     {"origin gopher", "{" CDNS2 ", \"origin\": {\"base_url\": \"gopher://h/\"}}",
      "origin.base_url: scheme must be http or https"},
@@ -1230,7 +1328,8 @@ test_cfg_one_bad_cdn_of_five_rejects_all(void **state)
     struct diag d;
     diag_init(&d);
     struct cfg *c = load_str(
-        "{\"cdns\": [" CDN("a", "http://127.0.0.1:9001") "," CDN("b", "http://127.0.0.1:9002") "," CDN(
+        "{" ALLOW_LOOPBACK
+        "\"cdns\": [" CDN("a", "http://127.0.0.1:9001") "," CDN("b", "http://127.0.0.1:9002") "," CDN(
             "c", "http://127.0.0.1:9003") "," CDN("d",
                                                   "gopher://127.0.0.1:9004") "," CDN("e",
                                                                                      "http://"
@@ -1250,7 +1349,7 @@ test_cfg_reports_every_error(void **state)
     struct diag d;
     diag_init(&d);
     struct cfg *c = load_str(
-        "{\"cdns\": [" CDN("alpha", "http://127.0.0.1:9001") "," CDN(
+        "{" ALLOW_LOOPBACK "\"cdns\": [" CDN("alpha", "http://127.0.0.1:9001") "," CDN(
             "Beta",
             "file:///x") "],"
                          " \"workers\": 100, \"bogus\": true, \"http\": {\"max_headers\": 1},"
@@ -1595,7 +1694,8 @@ test_cfg_engine_keys(void **state)
     struct diag d;
     diag_init(&d);
     struct cfg *c = load_str(
-        "{" REG2 ", \"cdns\": [{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\","
+        "{" ALLOW_LOOPBACK REG2
+        ", \"cdns\": [{\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\","
         " \"probe\": {\"url\": \"http://127.0.0.1:9001/p\", \"regions\": {\"eu\": "
         "\"http://127.0.0.1:9003/eu\"}},"
         " \"cost\": {\"tiers\": [{\"up_to_gb\": 100, \"price_per_gb\": 0.02}, {\"price_per_gb\": "
@@ -1778,6 +1878,10 @@ static const struct {
     {"probe regions bad url",
      "{" REG2 ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"eu\": \"ftp://a/p\"}}") "}",
      "cdns[0].probe.regions.eu: "},
+    {"probe region internal",
+     "{" REG2
+     ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"eu\": \"http://10.0.0.1/p\"}}") "}",
+     "cdns[0].probe.regions.eu: "},
     {"probe regions not string",
      "{" REG2 ", " PROBE_CDN("{\"url\": \"http://a/p\", \"regions\": {\"eu\": 5}}") "}",
      "cdns[0].probe.regions.eu: must be a probe URL string"},
@@ -1802,6 +1906,85 @@ test_cfg_engine_rejects_bad_values(void **state)
     }
 }
 
+/* Internal hosts load when allow_targets covers them; public ones and names never need it. */
+static void
+test_cfg_allow_targets_good(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        size_t nallow;
+    } cases[] = {
+        {"{\"cdns\": [" CDN("a", "https://cdn.example.com") "," CDN(
+             "b", "http://203.0.113.7:8080") "," CDN("c", "http://[2001:db8::1]") "]}",
+         0},
+        /* a name is checked after DNS, not at load */
+        {"{\"cdns\": [" CDN("a", "http://localhost:9001") "]}", 0},
+        {"{\"allow_targets\": [], \"cdns\": [" CDN("a", "https://cdn.example.com") "]}", 0},
+        {"{\"allow_targets\": [\"10.1.0.0/16\"], \"cdns\": [" CDN("a", "http://10.1.2.3/") "]}", 1},
+        {"{\"allow_targets\": [\"192.168.7.7\"], \"cdns\": [{\"id\": \"a\", \"base_url\": "
+         "\"http://192.168.7.7/\", \"probe\": {\"url\": \"http://192.168.7.7/p\"}}],"
+         " \"origin\": {\"base_url\": \"http://192.168.7.7:8000/vod\"}}",
+         1},
+        {"{\"allow_targets\": [\"fd00::/8\", \"169.254.0.0/16\"], \"cdns\": [" CDN(
+             "a", "http://[fd12::1]:81") "," CDN("b", "http://169.254.1.1") "]}",
+         2},
+        /* an IPv4 range covers the IPv4-mapped spelling */
+        {"{\"allow_targets\": [\"127.0.0.0/8\"], \"cdns\": [" CDN(
+             "a", "http://[::ffff:127.0.0.1]:9") "]}",
+         1},
+        /* the admin port on another address, or another port on the admin address */
+        {"{\"allow_targets\": [\"127.0.0.0/8\"], \"admin\": {\"listen\": \"127.0.0.1:9100\"},"
+         " \"cdns\": [" CDN("a", "http://127.0.0.1:9101") "," CDN("b",
+                                                                  "http://127.0.0.2:9100") "]}",
+         1},
+        {"{\"allow_targets\": [\"127.0.0.0/8\"], \"admin\": {\"listen\": \"127.0.0.1:0\"},"
+         " \"cdns\": [" CDN("a", "http://127.0.0.1:8081") "]}",
+         1},
+    };
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+        struct diag d;
+        diag_init(&d);
+        struct cfg *c = load_str(cases[i].json, &d);
+        if (c == NULL)
+            print_diag(cases[i].json, &d);
+        assert_non_null(c);
+        assert_int_equal(c->nallow_targets, cases[i].nallow);
+        cfg_free(c);
+        diag_free(&d);
+    }
+
+    /* the parsed ranges, and the upper bound on their number */
+    struct diag d;
+    diag_init(&d);
+    struct cfg *c = load_str("{" CDNS2 "}", &d);
+    assert_non_null(c);
+    assert_int_equal(c->nallow_targets, 2);
+    struct netaddr a;
+    assert_int_equal(netaddr_parse("127.9.9.9", 9, &a), 0);
+    assert_true(netaddr_in_cidr(&a, &c->allow_targets[0]));
+    assert_int_equal(netaddr_parse("::1", 3, &a), 0);
+    assert_true(netaddr_in_cidr(&a, &c->allow_targets[1]));
+    cfg_free(c);
+
+    struct buf b;
+    buf_init(&b, 0);
+    buf_puts(&b, "{\"cdns\": [" CDN("a", "https://cdn.example.com") "], \"allow_targets\": [");
+    for (size_t i = 0; i < CFG_MAX_ALLOW_TARGETS; i++)
+        buf_printf(&b, "%s\"10.0.%zu.0/24\"", i ? "," : "", i);
+    buf_puts(&b, "]}");
+    c = load_str(b.data, &d);
+    assert_non_null(c);
+    assert_int_equal(c->nallow_targets, CFG_MAX_ALLOW_TARGETS);
+    cfg_free(c);
+    b.len -= 2;
+    buf_puts(&b, ", \"10.1.0.0/16\"]}");
+    assert_null(load_str(b.data, &d));
+    assert_true(diag_has(&d, "allow_targets: must have at most 64 entries"));
+    buf_free(&b);
+    diag_free(&d);
+}
+
 int
 main(void)
 {
@@ -1814,6 +1997,7 @@ main(void)
         cmocka_unit_test(test_cfg_rule_with_failover_only_is_allowed),
         cmocka_unit_test(test_cfg_base_url_trailing_slash_stripped),
         cmocka_unit_test(test_cfg_accepts_good_urls),
+        cmocka_unit_test(test_cfg_allow_targets_good),
         cmocka_unit_test(test_cfg_manifest_and_origin_keys),
         cmocka_unit_test(test_cfg_manifest_mode_by_path_and_region),
         cmocka_unit_test_setup_teardown(test_cfg_steering_keys, tmp_setup, tmp_teardown),

@@ -166,6 +166,53 @@ test_curlev_classify_lookup_without_fds_is_local(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A connect that failed because the wrapper refused an internal address says so, with the
+ * address, whatever else the connect reported; a refusal does not explain a failed lookup. */
+static void
+test_curlev_classify_denied_address(void **state)
+{
+    struct curlev_xfer *x = *state;
+    struct curlev_failure why;
+    x->denied = true;
+    snprintf(x->denied_addr, sizeof(x->denied_addr), "%s", "169.254.169.254");
+    x->socket_errno = 0;
+    snprintf(x->errbuf, sizeof(x->errbuf), "%s", "Failed to connect");
+    curlev_xfer_classify(x, CURLE_COULDNT_CONNECT, &why);
+    assert_int_equal(why.cause, CURLEV_CAUSE_REMOTE);
+    assert_string_equal(why.label, "address denied");
+    assert_string_equal(why.detail, "169.254.169.254");
+    char reason[64];
+    curlev_reason_format(reason, sizeof(reason), why.label, why.detail);
+    assert_string_equal(reason, "address denied: 169.254.169.254");
+
+    curlev_xfer_classify(x, CURLE_COULDNT_RESOLVE_HOST, &why);
+    assert_string_equal(why.label, "dns");
+
+    /* another address was allowed and tried: its failure is the reason, not the refusal */
+    x->opened = true;
+    curlev_xfer_classify(x, CURLE_COULDNT_CONNECT, &why);
+    assert_string_equal(why.label, "connect");
+
+    /* curlev_xfer_setup copies the allow list and clears the last transfer's refusal */
+    struct netaddr_cidr allow[2];
+    assert_int_equal(netaddr_parse_cidr("10.0.0.0/8", &allow[0]), 0);
+    assert_int_equal(netaddr_parse_cidr("fd00::/8", &allow[1]), 0);
+    struct curlev_options o = {.url = "http://cdn.example.com/",
+                               .user_agent = "t",
+                               .timeout_ms = 1000,
+                               .connect_timeout_ms = 1000,
+                               .allow = allow,
+                               .nallow = 2};
+    assert_int_equal(curlev_xfer_setup(x, &o, NULL), 0);
+    assert_false(x->denied);
+    assert_false(x->opened);
+    assert_string_equal(x->denied_addr, "");
+    assert_int_equal(x->nallow, 2);
+    assert_memory_equal(x->allow, allow, sizeof(allow));
+    o.nallow = CURLEV_MAX_ALLOW + 1;
+    assert_int_equal(curlev_xfer_setup(x, &o, NULL), -1);
+}
+
 static void
 test_curlev_reason_format(void **state)
 {
@@ -195,6 +242,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_curlev_classify_timeouts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_curlev_classify_lookup_without_fds_is_local, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_curlev_classify_denied_address, setup, teardown),
         cmocka_unit_test(test_curlev_reason_format),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

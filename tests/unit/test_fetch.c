@@ -33,7 +33,13 @@
 #include <event2/thread.h>
 
 #include "steerd/fetch.h"
+#include "steerd/netaddr.h"
 #include "steerd/util.h"
+
+/* The test servers are on loopback, which a transfer must allow explicitly. */
+static const struct netaddr_cidr loopback_allow[] = {
+    {{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 0}}, 104},
+};
 
 #define DEADLINE_MS 5000
 #define MIB (1024u * 1024u)
@@ -586,7 +592,11 @@ on_done(void *arg, const struct fetch_result *res)
     }
     if (r->start_on_done) {
         r->start_on_done = false;
-        struct fetch_request rq = {.url = r->url_in_cb, .timeout_ms = 2000, .max_bytes = 4096};
+        struct fetch_request rq = {.url = r->url_in_cb,
+                                   .timeout_ms = 2000,
+                                   .max_bytes = 4096,
+                                   .allow = loopback_allow,
+                                   .nallow = UTIL_ARRAY_LEN(loopback_allow)};
         r->started_in_cb = fetch_start(r->f, &rq, on_done, r);
     }
     maybe_break(r);
@@ -693,6 +703,8 @@ default_request(const char *url)
         .url = url,
         .timeout_ms = 3000,
         .max_bytes = 64 * 1024,
+        .allow = loopback_allow,
+        .nallow = UTIL_ARRAY_LEN(loopback_allow),
     };
     return rq;
 }
@@ -1120,6 +1132,15 @@ test_fetch_closed_port_fails(void **state)
     assert_non_null(strstr(r->last.error, "refused"));
     assert_int_equal(r->last.http_status, 0);
     assert_false(r->last.has_body);
+
+    /* "localhost" also resolves to ::1, which is not allowed: the reason is still the refused
+     * connect to the allowed 127.0.0.1, not the refusal of ::1 */
+    snprintf(url, sizeof(url), "http://localhost:%u/", (unsigned)closed_port());
+    rq = default_request(url);
+    fetch_once(r, &rq);
+    assert_int_equal(r->last.status, FETCH_FAILED);
+    if (strstr(r->last.error, "refused") == NULL)
+        fail_msg("%s", r->last.error);
 }
 
 static void
@@ -1141,6 +1162,49 @@ test_fetch_file_url_never_read(void **state)
     assert_int_equal(atomic_load(&r->srv->hits_count), 0);
 }
 
+/* Loopback is internal: without an allow list neither its literal nor a name resolving to it is
+ * connected to, and the origin server sees nothing. */
+static void
+test_fetch_internal_address_denied(void **state)
+{
+    struct run *r = *state;
+    static const char *const hosts[] = {"127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]"};
+    char url[128];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(hosts); i++) {
+        snprintf(url, sizeof(url), "http://%s:%u/counted", hosts[i], (unsigned)r->srv->port_count);
+        struct fetch_request rq = default_request(url);
+        rq.allow = NULL;
+        rq.nallow = 0;
+        fetch_once(r, &rq);
+        assert_int_equal(r->last.status, FETCH_FAILED);
+        if (strstr(r->last.error, "address denied: ") == NULL)
+            fail_msg("%s: %s", hosts[i], r->last.error);
+        assert_int_equal(r->last.http_status, 0);
+        assert_false(r->last.has_body);
+    }
+    assert_int_equal(atomic_load(&r->srv->hits_count), 0);
+
+    /* an allow list for another range does not help */
+    static const struct netaddr_cidr ten[] = {
+        {{{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 0}}, 104},
+    };
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/counted", (unsigned)r->srv->port_count);
+    struct fetch_request rq = default_request(url);
+    rq.allow = ten;
+    rq.nallow = 1;
+    fetch_once(r, &rq);
+    assert_int_equal(r->last.status, FETCH_FAILED);
+    assert_non_null(strstr(r->last.error, "address denied: 127.0.0.1"));
+    assert_int_equal(atomic_load(&r->srv->hits_count), 0);
+
+    /* allowed, the same name reaches the server */
+    snprintf(url, sizeof(url), "http://localhost:%u/counted", (unsigned)r->srv->port_count);
+    rq = default_request(url);
+    fetch_once(r, &rq);
+    assert_int_equal(r->last.status, FETCH_OK);
+    assert_int_equal(atomic_load(&r->srv->hits_count), 1);
+}
+
 static void
 test_fetch_start_rejects_invalid_requests(void **state)
 {
@@ -1160,6 +1224,12 @@ test_fetch_start_rejects_invalid_requests(void **state)
     assert_int_equal(fetch_start(r->f, &rq, on_done, r), 0);
     rq = default_request(url);
     rq.if_modified_since = "";
+    assert_int_equal(fetch_start(r->f, &rq, on_done, r), 0);
+    rq = default_request(url);
+    rq.nallow = FETCH_MAX_ALLOW + 1;
+    assert_int_equal(fetch_start(r->f, &rq, on_done, r), 0);
+    rq = default_request(url);
+    rq.allow = NULL;
     assert_int_equal(fetch_start(r->f, &rq, on_done, r), 0);
     assert_int_equal(fetch_start(r->f, NULL, on_done, r), 0);
     assert_int_equal(fetch_start(r->f, &rq, NULL, r), 0);
@@ -1533,6 +1603,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fetch_garbage_and_empty_answers_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_closed_port_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_file_url_never_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fetch_internal_address_denied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_start_rejects_invalid_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_50_concurrent_transfers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fetch_queued_transfers_time_out, setup, teardown),

@@ -290,6 +290,121 @@ test_netaddr_format_longest(void **state)
     assert_string_equal(out, "1:0:0:2::3");
 }
 
+static void
+test_netaddr_is_internal(void **state)
+{
+    (void)state;
+    static const char *const internal[] = {
+        "0.0.0.0",
+        "0.255.255.255",
+        "10.0.0.0",
+        "10.255.255.255",
+        "100.64.0.0",
+        "100.127.255.255",
+        "127.0.0.1",
+        "127.255.255.254",
+        "169.254.0.1",
+        "169.254.169.254",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.0.0.1",
+        "192.0.0.255",
+        "192.168.0.1",
+        "192.168.255.255",
+        "198.18.0.1",
+        "198.19.255.255",
+        "224.0.0.1",
+        "239.255.255.255",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fe80::1",
+        "febf::1",
+        "fc00::1",
+        "fdff:ffff::1",
+        "ff02::1",
+        "ff00::",
+        "::ffff:127.0.0.1",
+        "::ffff:10.1.2.3",
+        "::ffff:169.254.169.254",
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::10.0.0.1",
+        "::127.0.0.1",
+        "::192.168.1.1",
+    };
+    static const char *const external[] = {
+        "1.1.1.1",
+        "8.8.8.8",
+        "9.255.255.255",
+        "11.0.0.0",
+        "100.63.255.255",
+        "100.128.0.0",
+        "126.255.255.255",
+        "128.0.0.0",
+        "169.253.255.255",
+        "169.255.0.0",
+        "172.15.255.255",
+        "172.32.0.0",
+        "192.0.1.0",
+        "192.0.2.1",
+        "192.167.255.255",
+        "192.169.0.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "223.255.255.255",
+        "2001:db8::1",
+        "2606:4700::1111",
+        "fec0::1",
+        "fe7f::1",
+        "fbff::1",
+        "fe00::1",
+        "::2:0:0:1",
+        "::ffff:8.8.8.8",
+        "64:ff9b::8.8.8.8",
+        "64:ff9b:1::127.0.0.1",
+        "::8.8.8.8",
+        "::1:0:0:0",
+    };
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(internal); i++) {
+        struct netaddr a = addr(internal[i]);
+        if (!netaddr_is_internal(&a))
+            fail_msg("%s should be internal", internal[i]);
+    }
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(external); i++) {
+        struct netaddr a = addr(external[i]);
+        if (netaddr_is_internal(&a))
+            fail_msg("%s should not be internal", external[i]);
+    }
+}
+
+static void
+test_netaddr_is_internal_from_sockaddr(void **state)
+{
+    (void)state;
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    struct netaddr a;
+    assert_int_equal(inet_pton(AF_INET, "169.254.169.254", &sin.sin_addr), 1);
+    assert_int_equal(netaddr_from_sockaddr((const struct sockaddr *)&sin, &a), 0);
+    assert_true(netaddr_is_internal(&a));
+    assert_int_equal(inet_pton(AF_INET, "93.184.216.34", &sin.sin_addr), 1);
+    assert_int_equal(netaddr_from_sockaddr((const struct sockaddr *)&sin, &a), 0);
+    assert_false(netaddr_is_internal(&a));
+
+    struct sockaddr_in6 sin6;
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, "::ffff:192.168.0.10", &sin6.sin6_addr), 1);
+    assert_int_equal(netaddr_from_sockaddr((const struct sockaddr *)&sin6, &a), 0);
+    assert_true(netaddr_is_internal(&a));
+    assert_int_equal(inet_pton(AF_INET6, "::1", &sin6.sin6_addr), 1);
+    assert_int_equal(netaddr_from_sockaddr((const struct sockaddr *)&sin6, &a), 0);
+    assert_true(netaddr_is_internal(&a));
+}
+
 int
 main(void)
 {
@@ -303,6 +418,8 @@ main(void)
         cmocka_unit_test(test_netaddr_in_cidr),
         cmocka_unit_test(test_netaddr_from_sockaddr),
         cmocka_unit_test(test_netaddr_format_longest),
+        cmocka_unit_test(test_netaddr_is_internal),
+        cmocka_unit_test(test_netaddr_is_internal_from_sockaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

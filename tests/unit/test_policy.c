@@ -634,7 +634,7 @@ test_policy_explain_agrees_with_choose(void **state)
 }
 
 static const char loaded_json[] =
-    "{\"cdns\": ["
+    "{\"allow_targets\": [\"127.0.0.0/8\"], \"cdns\": ["
     " {\"id\": \"alpha\", \"base_url\": \"http://127.0.0.1:9001\"},"
     " {\"id\": \"beta\", \"base_url\": \"http://127.0.0.1:9002\"},"
     " {\"id\": \"gamma\", \"base_url\": \"http://127.0.0.1:9003\"}],"

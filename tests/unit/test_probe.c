@@ -312,6 +312,7 @@ closed_port(void)
 
 struct fake_cfg {
     struct cfg cfg;
+    struct netaddr_cidr allow[1];
     struct cfg_cdn cdns[4];
     char ids[4][CFG_ID_MAX + 1];
     char urls[4][256];
@@ -337,6 +338,10 @@ fake_init(struct fake_cfg *f)
 {
     memset(f, 0, sizeof(*f));
     f->cfg.cdns = f->cdns;
+    /* The test servers are on loopback, which a configuration must allow explicitly. */
+    assert_int_equal(netaddr_parse_cidr("127.0.0.0/8", &f->allow[0]), 0);
+    f->cfg.allow_targets = f->allow;
+    f->cfg.nallow_targets = 1;
 }
 
 static void
@@ -671,6 +676,75 @@ test_probe_gopher_url_never_fetched(void **state)
     assert_int_equal(atomic_load(&r->srv->hits_count), 0);
 }
 
+/* Loopback is internal: without allow_targets neither its literal nor a name resolving to it is
+ * connected to; the probe fails with the address as its reason and the server sees nothing. */
+static void
+test_probe_internal_address_denied(void **state)
+{
+    struct run *r = *state;
+    static const char *const hosts[] = {"localhost", "127.0.0.1", "[::1]"};
+    char url[128];
+    for (size_t i = 0; i < UTIL_ARRAY_LEN(hosts); i++) {
+        snprintf(url, sizeof(url), "http://%s:%u/landing", hosts[i], (unsigned)r->srv->port_count);
+        struct fake_cfg f;
+        fake_init(&f);
+        f.cfg.nallow_targets = 0;
+        fake_add(&f, "a", url, default_probe());
+        r->results = 0;
+        r->p = probe_new(r->base, on_result, r);
+        assert_non_null(r->p);
+        assert_int_equal(probe_set_targets(r->p, &f.cfg), 0);
+        run_until(r, has_results, 1, DEADLINE_MS);
+        assert_false(r->timed_out);
+        assert_int_equal(r->last.outcome, HEALTH_FAIL);
+        if (strncmp(r->last_error, "address denied: ", 16) != 0)
+            fail_msg("%s: %s", hosts[i], r->last_error);
+        assert_int_equal(r->last.http_status, 0);
+        probe_free(r->p);
+        r->p = NULL;
+    }
+    assert_int_equal(atomic_load(&r->srv->hits_count), 0);
+
+    /* with allow_targets the same name is probed */
+    snprintf(url, sizeof(url), "http://localhost:%u/landing", (unsigned)r->srv->port_count);
+    r->results = 0;
+    probe_once(r, url, default_probe());
+    assert_int_equal(r->last.outcome, HEALTH_OK);
+    assert_int_equal(atomic_load(&r->srv->hits_count), 1);
+}
+
+static bool
+last_denied(const struct run *r)
+{
+    return r->last.outcome == HEALTH_FAIL && strncmp(r->last_error, "address denied", 14) == 0;
+}
+
+/* A reload that only drops allow_targets restarts the target under the new list. */
+static void
+test_probe_allow_targets_change_restarts(void **state)
+{
+    struct run *r = *state;
+    char url[128];
+    url_main(r, "/ok", url, sizeof(url));
+    struct cfg_probe pr = default_probe();
+    pr.interval_ms = 100;
+    struct fake_cfg f;
+    fake_init(&f);
+    fake_add(&f, "a", url, pr);
+    r->p = probe_new(r->base, on_result, r);
+    assert_non_null(r->p);
+    assert_int_equal(probe_set_targets(r->p, &f.cfg), 0);
+    run_until(r, has_results, 2, DEADLINE_MS);
+    assert_false(r->timed_out);
+    assert_int_equal(r->last.outcome, HEALTH_OK);
+
+    f.cfg.nallow_targets = 0;
+    assert_int_equal(probe_set_targets(r->p, &f.cfg), 0);
+    run_until(r, last_denied, 0, DEADLINE_MS);
+    assert_false(r->timed_out);
+    assert_non_null(strstr(r->last_error, "127.0.0.1"));
+}
+
 static bool
 both_twice(const struct run *r)
 {
@@ -895,6 +969,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_probe_file_url_never_fetched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_gopher_url_never_fetched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_set_targets_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_internal_address_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_allow_targets_change_restarts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_skips_round_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_stop_with_transfer_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_free_with_transfer_in_flight, setup, teardown),
