@@ -1726,42 +1726,37 @@ out:
 }
 
 struct steering_keyring *
-cfg_load_steering_keys(const char *path, struct diag *d)
+cfg_parse_steering_keys(const char *text, size_t len, const char *name, struct diag *d)
 {
-    struct buf b;
     struct steering_keyring *r = NULL;
-    json_t *root = NULL;
     json_error_t jerr;
     size_t before = d->count;
 
-    buf_init(&b, KEY_FILE_MAX);
-    if (read_key_file(path, &b, d) != 0)
-        goto out;
-    root = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(text != NULL ? text : "", len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         /* jerr.text may quote the input: report the position only */
-        diag_add(d, "%s:%d:%d: not valid JSON", path, jerr.line, jerr.column);
+        diag_add(d, "%s:%d:%d: not valid JSON", name, jerr.line, jerr.column);
         goto out;
     }
     json_t *keys = json_object_get(root, "keys");
     json_t *cur = json_object_get(root, "current_kid");
     if (!json_is_object(root) || json_object_size(root) != 2 || !json_is_array(keys) ||
         !json_is_integer(cur)) {
-        diag_add(d, "%s: must be {\"current_kid\": N, \"keys\": [...]}", path);
+        diag_add(d, "%s: must be {\"current_kid\": N, \"keys\": [...]}", name);
         goto out;
     }
     size_t n = json_array_size(keys);
     if (n < 1 || n > STEERING_KEYRING_MAX) {
-        diag_add(d, "%s: keys: must have 1..%d entries", path, STEERING_KEYRING_MAX);
+        diag_add(d, "%s: keys: must have 1..%d entries", name, STEERING_KEYRING_MAX);
         goto out;
     }
     r = steering_keyring_new();
     for (size_t i = 0; i < n; i++)
-        (void)add_key(r, json_array_get(keys, i), i, path, d);
+        (void)add_key(r, json_array_get(keys, i), i, name, d);
     json_int_t ck = json_integer_value(cur);
     if (d->count == before &&
         (ck < 1 || ck > 255 || steering_keyring_set_current(r, (uint8_t)ck) != 0))
-        diag_add(d, "%s: current_kid: must be the kid of one of the keys", path);
+        diag_add(d, "%s: current_kid: must be the kid of one of the keys", name);
 out:
     if (root != NULL) {
         /* scrub the parsed key strings before jansson frees them */
@@ -1773,13 +1768,25 @@ out:
         }
         json_decref(root);
     }
-    if (b.data != NULL)
-        memset(b.data, 0, b.cap);
-    buf_free(&b);
     if (d->count != before) {
         steering_keyring_free(r);
         return NULL;
     }
+    return r;
+}
+
+struct steering_keyring *
+cfg_load_steering_keys(const char *path, struct diag *d)
+{
+    struct buf b;
+    struct steering_keyring *r = NULL;
+
+    buf_init(&b, KEY_FILE_MAX);
+    if (read_key_file(path, &b, d) == 0)
+        r = cfg_parse_steering_keys(b.data, b.len, path, d);
+    if (b.data != NULL)
+        memset(b.data, 0, b.cap);
+    buf_free(&b);
     return r;
 }
 

@@ -303,6 +303,10 @@ void cfg_free(struct cfg *c);
  * new keyring the caller frees (steering_keyring_free), or NULL with the problems in d (they
  * never quote key material). */
 struct steering_keyring *cfg_load_steering_keys(const char *path, struct diag *d);
+/* The same from len bytes of text (name labels the problems). text is not modified; the caller
+ * scrubs its own copy. */
+struct steering_keyring *cfg_parse_steering_keys(const char *text, size_t len, const char *name,
+                                                 struct diag *d);
 
 /* Index of the CDN / region with that id / name, or -1. */
 long cfg_cdn_index(const struct cfg *c, const char *id);
