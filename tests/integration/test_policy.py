@@ -170,14 +170,24 @@ class SlowCdnTest(st.SteerdTestCase):
         self.assertEqual(self.batch(st.IP_GB, "uk"), uk_before)
 
         # /explain shows the terms and the rule that decided.
-        stc, ex = self.d.admin_json("/explain?ip=%s&path=/vod/seg.m4s&sid=x" % st.IP_SE)
-        self.assertEqual(stc, 200)
-        eng = ex["engine"]
-        self.assertTrue(eng["enabled"])
-        self.assertEqual(eng["weights"], "engine")
-        alpha = [c for c in eng["candidates"] if c["id"] == "alpha"][0]
-        self.assertLess(alpha["terms"]["throughput"], 0.9)
-        self.assertFalse(alpha["meets_bar"])
+        # (polled: on a loaded machine a probe's measured throughput can lag a little behind)
+        seen = []
+
+        def explained_slow():
+            stc, ex = self.d.admin_json("/explain?ip=%s&path=/vod/seg.m4s&sid=x" % st.IP_SE)
+            self.assertEqual(stc, 200)
+            eng = ex["engine"]
+            self.assertTrue(eng["enabled"])
+            self.assertEqual(eng["weights"], "engine")
+            a = [c for c in eng["candidates"] if c["id"] == "alpha"][0]
+            seen.append(a)
+            return a["terms"]["throughput"] < 0.9 and not a["meets_bar"]
+
+        st.wait_for(explained_slow, 10.0, interval=0.2,
+                    msg="/explain showing alpha below the bar in nordics")
+        alpha = seen[-1]
+        if len(seen) > 1:
+            sys.stderr.write("explain before alpha showed below the bar: %r\n" % seen[0])
         self.assertIn(alpha["rule"], ("quality", "exploration", "shift_cap"))
         for k in ("throughput", "rebuffer", "latency", "availability"):
             self.assertIn(k, alpha["terms"])
