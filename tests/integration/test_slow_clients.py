@@ -7,7 +7,7 @@ http.body_timeout_ms 3000, http.write_timeout_ms 2000 and http.keepalive_timeout
   8 KiB body and sending a few bytes a second. Each is answered 408 and closed by the body
   deadline (a drip does not extend it): steerd_requests_rejected_total{reason="body_timeout"}
   counts them and slowhttptest runs out of open connections soon after the last one opened.
-- slowhttptest -X (slow read) on a ~700 KiB media playlist: 200 connections with a tiny receive
+- slowhttptest -X (slow read) on a ~300 KiB media playlist: 200 connections with a tiny receive
   window, each pipelining 3 requests and reading 32 bytes a second. steerd cannot write its
   answers and closes each connection at the write timeout.
 - slowhttptest -X on a segment path (small 302 answers that fit in the socket buffers): the
@@ -32,6 +32,15 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import steerdtest as st  # noqa: E402
+
+
+def stop_cleanly(d):
+    """A graceful stop must exit 0 (under ASan: LeakSanitizer finds nothing at exit)."""
+    rc = d.stop(timeout=10.0)
+    logs = d.stderr()
+    d.cleanup()
+    if rc != 0:
+        raise AssertionError("%s exited with %s:\n%s" % (d.name, rc, logs))
 
 BODY_TIMEOUT = 3.0
 WRITE_TIMEOUT = 2.0
@@ -64,7 +73,7 @@ class SlowClientsTest(st.SteerdTestCase):
     @classmethod
     def setUpClass(cls):
         cls.origin = cls.watch(st.Nginx("origin", role="origin").start())
-        cls.origin.put(BIG, playlist(20000))
+        cls.origin.put(BIG, playlist(8000))
         cls.origin.put(SMALL, playlist(10))
         cdns = [{"id": "alpha", "base_url": "http://127.0.0.1:9/a", "probe": None},
                 {"id": "beta", "base_url": "http://127.0.0.1:9/b", "probe": None}]
@@ -77,11 +86,11 @@ class SlowClientsTest(st.SteerdTestCase):
         cls.d = cls.watch(st.Steerd(cfg, name="slow-clients", wait_ready=True))
         cls.bases = [c["base_url"] for c in cdns]
         status, _, body = cls.d.get(BIG)  # fetched and cached once before the attacks
-        assert status == 200 and len(body) > 600000, (status, len(body))
+        assert status == 200 and len(body) > 250000, (status, len(body))
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.cleanup()
+        stop_cleanly(cls.d)
         cls.origin.cleanup()
 
     def setUp(self):
@@ -185,7 +194,7 @@ class SlowClientsTest(st.SteerdTestCase):
             self.assertTrue(late, self.fd_series)
             # the slow readers are held open on slowhttptest's side all along
             self.assertIn("Hit test time limit", status.group(1), out[-2000:])
-            self.assertGreaterEqual(self.fd_max[0], self.fd_base + CONNS * 0.8)
+            self.assertGreaterEqual(self.fd_max[0], self.fd_base + CONNS * 0.5)
             self.assertLessEqual(max(late), self.fd_base + 10, self.fd_series)
         else:
             self.assertIn("No open connections left", status.group(1), out[-2000:])
