@@ -23,6 +23,9 @@ Modes (what a connection to the CDN port gets):
     redirect 302 to http://127.0.0.1:T/canary, the target port, which counts every connection
              and request it gets
     garbage  non-HTTP bytes, then close
+    flap     alternates per request: 200 (as ok), then 503 (as 503), then 200, ... (a probe
+             target that flaps on every probe)
+    flap2    two 200s, then two 503s, and so on
 
 Use from a test: FaultServer("beta") starts the process; .set_mode("503"), .stats(), .stop().
 """
@@ -39,7 +42,8 @@ import threading
 import time
 
 LOOPBACK = "127.0.0.1"
-MODES = ("ok", "refuse", "hang", "503", "slow", "drip", "big", "redirect", "garbage")
+MODES = ("ok", "refuse", "hang", "503", "slow", "drip", "big", "redirect", "garbage", "flap",
+         "flap2")
 BODY = bytes(range(256)) * 4
 BIG_BYTES = 100 * 1024 * 1024
 SLOW_FIRST_BYTE_S = 10.0
@@ -76,6 +80,9 @@ class Server:
         self.target_conns = 0
         self.target_requests = 0
         self.big_max_sent = 0
+        self.flap_n = 0
+        self.flap_ok = 0
+        self.flap_fail = 0
         self.listener = None
         self.listener_gen = 0
         if mode != "refuse":
@@ -139,7 +146,8 @@ class Server:
         with self.lock:
             return {"mode": self.mode, "port": self.port, "connections": dict(self.counts),
                     "requests": self.requests, "target_connections": self.target_conns,
-                    "target_requests": self.target_requests, "big_max_sent": self.big_max_sent}
+                    "target_requests": self.target_requests, "big_max_sent": self.big_max_sent,
+                    "flap_ok": self.flap_ok, "flap_fail": self.flap_fail}
 
     def reset(self):
         with self.lock:
@@ -148,6 +156,9 @@ class Server:
             self.target_conns = 0
             self.target_requests = 0
             self.big_max_sent = 0
+            self.flap_n = 0
+            self.flap_ok = 0
+            self.flap_fail = 0
 
     # -- the CDN port --
 
@@ -177,6 +188,8 @@ class Server:
                         return
                     with self.lock:
                         self.requests += 1
+                        if self.mode in ("flap", "flap2") or mode in ("flap", "flap2"):
+                            mode = self.mode  # a kept-alive probe connection follows the flap
                     if not self._answer(conn, mode, deadline):
                         return
         except OSError:
@@ -184,6 +197,16 @@ class Server:
 
     def _answer(self, conn, mode, deadline):
         """Answers one request; returns True to keep the connection for another."""
+        if mode in ("flap", "flap2"):
+            run = 1 if mode == "flap" else 2
+            with self.lock:
+                good = (self.flap_n // run) % 2 == 0
+                self.flap_n += 1
+                if good:
+                    self.flap_ok += 1
+                else:
+                    self.flap_fail += 1
+            mode = "ok" if good else "503"
         if mode == "ok":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
