@@ -168,6 +168,7 @@ static const struct field http_fields[] = {
     F_U32("max_request_line_bytes", struct cfg_http, max_request_line_bytes, 256, 65536, 8192),
     F_U32("max_header_bytes", struct cfg_http, max_header_bytes, 1024, 262144, 16384),
     F_U32("max_headers", struct cfg_http, max_headers, 8, 100, 64),
+    F_U32("max_header_line", struct cfg_http, max_header_line, 256, 262144, 8192),
     F_U32("header_timeout_ms", struct cfg_http, header_timeout_ms, 100, 600000, 10000),
     F_U32("keepalive_timeout_ms", struct cfg_http, keepalive_timeout_ms, 0, 3600000, 60000),
     F_U32("write_timeout_ms", struct cfg_http, write_timeout_ms, 100, 600000, 30000),

@@ -186,6 +186,16 @@ rl_ran_out(size_t pos, size_t start, size_t max_rl, size_t max_hb)
     return ran_out(pos, max_hb);
 }
 
+/* Same inside a header field line starting at fs, capped at max_fl bytes (0: no own cap): a line
+ * already longer is refused before it ends. */
+static enum httpp_status
+field_ran_out(size_t pos, size_t fs, size_t max_fl, size_t max_hb)
+{
+    if (max_fl > 0 && pos - fs > max_fl)
+        return HTTPP_HEADERS_TOO_LARGE;
+    return ran_out(pos, max_hb);
+}
+
 /* Checks the available bytes of "HTTP/" DIGIT "." DIGIT; n <= 8. */
 static bool
 version_prefix_ok(const unsigned char *v, size_t n)
@@ -232,10 +242,11 @@ httpp_parse(const char *buf, size_t len, const struct httpp_limits *lim, struct 
     size_t max_rl = lim->max_request_line;
     size_t max_hb = lim->max_header_bytes;
     size_t max_fields = lim->max_headers < HTTPP_MAX_HEADERS ? lim->max_headers : HTTPP_MAX_HEADERS;
+    size_t max_fl = lim->max_field_line;
     /* Nothing at or past hend is ever read: the head may not be longer than max_hb. */
     size_t hend = len < max_hb ? len : max_hb;
     struct framing f = {.cl = -1};
-    size_t p = 0, start, rl_lim, q, v, e;
+    size_t p = 0, start, rl_lim, q, v, e, fs;
 
     reset(req);
 
@@ -328,11 +339,12 @@ httpp_parse(const char *buf, size_t len, const struct httpp_limits *lim, struct 
         if (req->nheaders == max_fields)
             return HTTPP_HEADERS_TOO_LARGE;
 
+        fs = p;
         q = p;
         while (q < hend && (cls[b[q]] & C_TOKEN))
             q++;
         if (q == hend)
-            return ran_out(q, max_hb);
+            return field_ran_out(q, fs, max_fl, max_hb);
         if (q == p || b[q] != ':')
             return HTTPP_BAD_REQUEST;
         h = &req->headers[req->nheaders];
@@ -346,7 +358,9 @@ httpp_parse(const char *buf, size_t len, const struct httpp_limits *lim, struct 
         while (q < hend && (cls[b[q]] & C_VALUE))
             q++;
         if (q == hend)
-            return ran_out(q, max_hb);
+            return field_ran_out(q, fs, max_fl, max_hb);
+        if (max_fl > 0 && q - fs > max_fl)
+            return HTTPP_HEADERS_TOO_LARGE;
         ve = q;
         if (b[q] == '\r') {
             if (q + 1 == hend)

@@ -26,6 +26,7 @@ snap_conf_new(struct cfg **cfgp, uint64_t generation, struct diag *d)
     c->limits.max_request_line = cfg->http.max_request_line_bytes;
     c->limits.max_header_bytes = cfg->http.max_header_bytes;
     c->limits.max_headers = cfg->http.max_headers;
+    c->limits.max_field_line = cfg->http.max_header_line;
 
     struct buf b;
     buf_init(&b, 0);

@@ -146,6 +146,7 @@ struct cfg_http {
     uint32_t max_request_line_bytes; /* 256..65536, default 8192 (414 past it) */
     uint32_t max_header_bytes;       /* 1024..262144, default 16384 (431 past it) */
     uint32_t max_headers;            /* 8..100, default 64 (431 past it) */
+    uint32_t max_header_line;        /* 256..262144, default 8192: one field line (431 past it) */
     uint32_t header_timeout_ms;      /* 100..600000, default 10000 (408) */
     uint32_t keepalive_timeout_ms;   /* 0..3600000, default 60000 */
     uint32_t write_timeout_ms;       /* 100..600000, default 30000 */

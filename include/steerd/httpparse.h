@@ -16,6 +16,7 @@ struct httpp_limits {
     size_t max_request_line; /* bytes of the request line, CRLF excluded */
     size_t max_header_bytes; /* bytes of the whole head, request line and final CRLF included */
     size_t max_headers;      /* <= HTTPP_MAX_HEADERS */
+    size_t max_field_line;   /* bytes of one header field line, CRLF excluded; 0: no own cap */
 };
 
 struct httpp_str {
@@ -51,7 +52,8 @@ enum httpp_status {
     HTTPP_INCOMPLETE,          /* need more bytes (and none of the limits is passed yet) */
     HTTPP_BAD_REQUEST,         /* 400: malformed, or ambiguous framing */
     HTTPP_URI_TOO_LONG,        /* 414 */
-    HTTPP_HEADERS_TOO_LARGE,   /* 431: head too large or too many fields */
+    HTTPP_HEADERS_TOO_LARGE,   /* 431: head too large, a field line too long, or too many
+                                  fields */
     HTTPP_VERSION_UNSUPPORTED, /* 505: not HTTP/1.0 or 1.1 */
     HTTPP_NOT_IMPLEMENTED,     /* 501: a transfer coding other than chunked */
 };

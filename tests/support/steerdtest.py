@@ -215,6 +215,16 @@ def parse_responses(data, head_only_statuses=()):
     return out, data
 
 
+def asan_build(path=None):
+    """True when the steerd binary (default: steerd_bin()) is built with AddressSanitizer, whose
+    quarantine holds freed memory: memory bounds are then reported, not enforced."""
+    try:
+        with open(path or steerd_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def raw_exchange(port, payload, timeout=5.0, until_close=True, expect_responses=None):
     """Sends payload (bytes) on a new connection to 127.0.0.1:port and reads. Reads until the
     peer closes, or (with expect_responses=N) until N complete responses are there, or until

@@ -296,6 +296,38 @@ test_httpparse_request_line_limit(void **state)
 }
 
 static void
+test_httpparse_field_line_limit(void **state)
+{
+    struct httpp_limits lim = {
+        .max_request_line = 100, .max_header_bytes = 1000, .max_headers = 10, .max_field_line = 16};
+    struct httpp_request req;
+
+    (void)state;
+    /* "X-A: 0123456789a" is exactly 16 bytes. */
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123456789a\r\n\r\n", &lim, &req),
+                     HTTPP_COMPLETE);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123456789ab\r\n\r\n", &lim, &req),
+                     HTTPP_HEADERS_TOO_LARGE);
+    /* Trailing blanks count: they are on the line. */
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123456789a \r\n\r\n", &lim, &req),
+                     HTTPP_HEADERS_TOO_LARGE);
+    /* Refused before the line ends, in the name or in the value. */
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123456789abcdef", &lim, &req),
+                     HTTPP_HEADERS_TOO_LARGE);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-Very-Long-Header-Name", &lim, &req),
+                     HTTPP_HEADERS_TOO_LARGE);
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123", &lim, &req), HTTPP_INCOMPLETE);
+    /* Each line on its own: many short lines are fine. */
+    assert_int_equal(
+        parse("GET / HTTP/1.1\r\nX-A: 0123456789a\r\nX-B: 0123456789a\r\n\r\n", &lim, &req),
+        HTTPP_COMPLETE);
+    /* 0: only the whole head is capped. */
+    lim.max_field_line = 0;
+    assert_int_equal(parse("GET / HTTP/1.1\r\nX-A: 0123456789abcdefghij\r\n\r\n", &lim, &req),
+                     HTTPP_COMPLETE);
+}
+
+static void
 test_httpparse_request_line_8k(void **state)
 {
     const struct httpp_limits lim = {
@@ -579,6 +611,7 @@ main(void)
         cmocka_unit_test(test_httpparse_find_is_case_insensitive),
         cmocka_unit_test(test_httpparse_status_codes),
         cmocka_unit_test(test_httpparse_huge_header_stops_at_limit),
+        cmocka_unit_test(test_httpparse_field_line_limit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
