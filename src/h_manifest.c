@@ -48,8 +48,11 @@ struct mworker {
     uint32_t index;
     struct mreq *flights; /* requests whose origin fetch runs on this worker */
     struct buf scratch;   /* rewrite output */
-    struct rcache *rc;    /* rendered answers that carry nothing session-specific */
+    struct rcache *rc;    /* renderings for reuse, made with the placeholder session */
     uint64_t rc_gen;      /* the configuration generation of rc's entries */
+    uint64_t placeholder; /* the session every rendering is made for (random per worker) */
+    uint32_t *slots;      /* where the placeholder's hex digits are in mw->scratch */
+    size_t nslots, slots_cap;
     uint64_t last_log_ms;
     uint64_t suppressed; /* origin failures not logged since last_log_ms */
 };
@@ -255,13 +258,15 @@ render(struct mworker *mw, const struct snap *snap, const struct decision *d, en
     char nq[NESTED_QUERY_MAX];
     size_t cap = output_cap(len, d->nrank);
 
-    snprintf(nq, sizeof(nq), "%s=%016" PRIx64, H_MANIFEST_SESSION_PARAM, d->session);
-    /* steering mode: the session's steering server URL (it carries steerd_s, so an answer
-     * holding it is never reused for another session); none without public_base_url */
+    /* Rendered for the worker's placeholder session: each request writes its own session into
+     * the placeholder's places (finish_render, answer_body), so a rendering serves every
+     * request with the same ranking. */
+    snprintf(nq, sizeof(nq), "%s=%016" PRIx64, H_MANIFEST_SESSION_PARAM, mw->placeholder);
+    /* steering mode: the session's steering server URL; none without public_base_url */
     char steer[CFG_URL_MAX + 64];
     bool steering = d->mode == CFG_MANIFEST_STEERING &&
                     h_steer_server_uri(cfg, kind == MCACHE_HLS ? STEERING_HLS : STEERING_DASH,
-                                       d->session, steer, sizeof(steer)) > 0;
+                                       mw->placeholder, steer, sizeof(steer)) > 0;
     buf_free(&mw->scratch);
     if (kind == MCACHE_HLS) {
         struct hls_target t[CFG_MAX_CDNS];
@@ -398,39 +403,71 @@ answer_error(struct http_reqctx *ctx, const struct decision *d, int code, const 
     return code;
 }
 
-/* A rendered manifest as a 200. */
+/* Writes session as 16 hex digits at each of the n slot offsets of body. */
+static void
+patch_session(char *body, const uint32_t *slots, size_t n, uint64_t session)
+{
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016" PRIx64, session);
+    for (size_t i = 0; i < n; i++)
+        memcpy(body + slots[i], hex, 16);
+}
+
+/* A rendered manifest as a 200, with the request's session written into its slots. */
 static int
 answer_body(struct http_reqctx *ctx, const struct decision *d, enum mcache_kind kind,
-            const char *body, size_t len, uint64_t expires_ms, uint64_t now_ms, struct buf *out)
+            const char *body, size_t len, const uint32_t *slots, size_t nslots, uint64_t expires_ms,
+            uint64_t now_ms, struct buf *out)
 {
     uint64_t left = expires_ms > now_ms ? (expires_ms - now_ms + 999) / 1000 : 0;
     write_head(ctx, 200, kind == MCACHE_HLS ? CT_HLS : CT_DASH, len, left > 0 ? left : 1, d, out);
-    if (!ctx->head)
-        buf_append(out, body, len);
+    if (!ctx->head && buf_append(out, body, len) == 0)
+        patch_session(out->data + out->len - len, slots, nslots, d->session);
     stats_request(ctx->stats, STATS_ROUTE_MANIFEST, 200);
     stats_decision(ctx->stats, d->region, d->rank[0]);
     return 200;
 }
 
-/* The rewritten manifest in mw->scratch as a 200. */
+/* The rewritten manifest in mw->scratch (its slots in mw->slots) as a 200. */
 static int
 answer_ok(struct http_reqctx *ctx, struct mworker *mw, const struct decision *d,
           enum mcache_kind kind, uint64_t expires_ms, uint64_t now_ms, struct buf *out)
 {
-    int code =
-        answer_body(ctx, d, kind, mw->scratch.data, mw->scratch.len, expires_ms, now_ms, out);
+    int code = answer_body(ctx, d, kind, mw->scratch.data, mw->scratch.len, mw->slots, mw->nslots,
+                           expires_ms, now_ms, out);
     stats_add(&ctx->stats->manifest_render[STATS_RENDER_REWRITTEN], 1);
     scratch_release(mw);
     return code;
 }
 
-/* A rendering that names no session (no steerd_s= anywhere: no nested playlist or reload URL
- * was written) is the same for every request with this ranking. */
-static bool
-session_free(const struct buf *b)
+/* After a rendering into mw->scratch: records in mw->slots where the placeholder session's hex
+ * digits are (after each "steerd_s="), and keeps the rendering for reuse under k when k is not
+ * NULL. */
+static void
+finish_render(struct mworker *mw, const struct rcache_key *k)
 {
     static const char param[] = H_MANIFEST_SESSION_PARAM "=";
-    return b->len > 0 && memmem(b->data, b->len, param, sizeof(param) - 1) == NULL;
+    const size_t plen = sizeof(param) - 1;
+    char hex[17];
+    const char *p = mw->scratch.data, *end = p + mw->scratch.len;
+
+    snprintf(hex, sizeof(hex), "%016" PRIx64, mw->placeholder);
+    mw->nslots = 0;
+    while (p != NULL && (size_t)(end - p) >= plen + 16) {
+        const char *at = memmem(p, (size_t)(end - p), param, plen);
+        if (at == NULL || (size_t)(end - at) < plen + 16)
+            break;
+        if (memcmp(at + plen, hex, 16) == 0) {
+            if (mw->nslots == mw->slots_cap) {
+                mw->slots_cap = mw->slots_cap ? 2 * mw->slots_cap : 64;
+                mw->slots = xrealloc(mw->slots, mw->slots_cap * sizeof(*mw->slots));
+            }
+            mw->slots[mw->nslots++] = (uint32_t)(at + plen - mw->scratch.data);
+        }
+        p = at + plen;
+    }
+    if (k != NULL)
+        rcache_put(mw->rc, k, mw->scratch.data, mw->scratch.len, mw->slots, mw->nslots);
 }
 
 /* Renderings are kept for the newest configuration generation seen: after a reload no earlier
@@ -466,8 +503,8 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
     rc_sync(mw, rk.conf_gen);
     if (rcache_get(mw->rc, &rk, &hit)) {
         stats_add(&ctx->stats->manifest_render[STATS_RENDER_REUSED], 1);
-        return answer_body(ctx, d, res->blob->kind, hit.body, hit.len, res->expires_ms,
-                           util_now_ms(), out);
+        return answer_body(ctx, d, res->blob->kind, hit.body, hit.len, hit.slots, hit.nslots,
+                           res->expires_ms, util_now_ms(), out);
     }
     struct render_info ri;
     const char *reason = NULL;
@@ -477,8 +514,7 @@ answer_result(struct http_reqctx *ctx, struct mworker *mw, const struct decision
         scratch_release(mw);
         return answer_error(ctx, d, code, reason, out);
     }
-    if (session_free(&mw->scratch) && rk.conf_gen == mw->rc_gen)
-        rcache_put(mw->rc, &rk, mw->scratch.data, mw->scratch.len);
+    finish_render(mw, rk.conf_gen == mw->rc_gen ? &rk : NULL);
     return answer_ok(ctx, mw, d, res->blob->kind, res->expires_ms, util_now_ms(), out);
 }
 
@@ -679,8 +715,7 @@ on_fetched(void *arg, const struct fetch_result *r)
     struct mcache_waiter *list =
         mcache_complete(mw->mc, m->origin_url, m->origin_len, &fill, now, &self);
     mcache_blob_unref(newblob);
-    if (rendered && self.blob != NULL && session_free(&mw->scratch) &&
-        rc_sync(mw, ctx->snap->conf->generation)) {
+    if (rendered) {
         struct rcache_key rk = {
             .blob = self.blob,
             .conf_gen = ctx->snap->conf->generation,
@@ -688,7 +723,8 @@ on_fetched(void *arg, const struct fetch_result *r)
             .rank = m->dec.rank,
             .nrank = m->dec.nrank,
         };
-        rcache_put(mw->rc, &rk, mw->scratch.data, mw->scratch.len);
+        bool keep = self.blob != NULL && rc_sync(mw, rk.conf_gen);
+        finish_render(mw, keep ? &rk : NULL);
     }
     deliver_all(mw->srv, list);
 
@@ -719,6 +755,9 @@ h_manifest_worker_start(struct http_env *env)
     mw->index = env->worker;
     buf_init(&mw->scratch, 0);
     mw->rc = rcache_new(RENDER_CACHE_SLOTS, RENDER_CACHE_BYTES, RENDER_CACHE_ENTRY);
+    /* A session no viewer will have: 64 bits from the clock and this worker's address. */
+    uint64_t seed[4] = {(uint64_t)(uintptr_t)mw, util_wall_ms(), util_now_ms(), env->worker};
+    mw->placeholder = util_hash64(seed, sizeof(seed), 0x5e55105ULL);
     mw->fetch = fetch_new(env->base);
     if (mw->fetch == NULL)
         log_msg(LOG_ERR, "manifest",
@@ -752,6 +791,7 @@ h_manifest_worker_stop(struct http_env *env)
     }
     fetch_free(mw->fetch);
     rcache_free(mw->rc);
+    free(mw->slots);
     buf_free(&mw->scratch);
     free(mw);
     env->local = NULL;

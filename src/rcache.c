@@ -18,6 +18,9 @@ struct entry {
     uint32_t rank[RCACHE_MAX_RANK];
     char *body;
     size_t len;
+    uint32_t *slots;
+    size_t nslots;
+    size_t cost; /* bytes counted against max_bytes */
 };
 
 struct rcache {
@@ -54,7 +57,8 @@ drop(struct rcache *rc, struct entry *e)
         return;
     mcache_blob_unref(e->blob);
     free(e->body);
-    rc->bytes -= e->len;
+    free(e->slots);
+    rc->bytes -= e->cost;
     rc->entries--;
     memset(e, 0, sizeof(*e));
 }
@@ -101,6 +105,8 @@ rcache_get(struct rcache *rc, const struct rcache_key *k, struct rcache_hit *hit
             set[w].used = ++rc->clock;
             hit->body = set[w].body;
             hit->len = set[w].len;
+            hit->slots = set[w].slots;
+            hit->nslots = set[w].nslots;
             return true;
         }
     }
@@ -141,17 +147,20 @@ make_room(struct rcache *rc, struct entry *set, size_t len)
 }
 
 bool
-rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size_t len)
+rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size_t len,
+           const uint32_t *slots, size_t nslots)
 {
-    if (k->blob == NULL || k->nrank > RCACHE_MAX_RANK || len > rc->max_entry)
+    if (k->blob == NULL || k->nrank > RCACHE_MAX_RANK || nslots > rc->max_entry / 4 ||
+        len > rc->max_entry - nslots * 4)
         return false;
+    size_t cost = len + nslots * 4;
     uint64_t hash = key_hash(k);
     struct entry *set = set_of(rc, hash);
     for (size_t w = 0; w < WAYS; w++) {
         if (matches(&set[w], k, hash))
             drop(rc, &set[w]);
     }
-    struct entry *e = make_room(rc, set, len);
+    struct entry *e = make_room(rc, set, cost);
     e->blob = mcache_blob_ref(k->blob);
     e->conf_gen = k->conf_gen;
     e->variant = k->variant;
@@ -163,7 +172,12 @@ rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size
     memcpy(e->body, body, len);
     e->body[len] = '\0';
     e->len = len;
-    rc->bytes += len;
+    e->slots = nslots > 0 ? xmalloc(nslots * sizeof(*slots)) : NULL;
+    if (nslots > 0)
+        memcpy(e->slots, slots, nslots * sizeof(*slots));
+    e->nslots = nslots;
+    e->cost = cost;
+    rc->bytes += cost;
     rc->entries++;
     return true;
 }

@@ -1,8 +1,10 @@
 /* h_manifest: answers GET/HEAD for HLS playlists (.m3u8) and DASH MPDs (.mpd) itself: the
  * origin's manifest (origin.base_url + canonical path + the query without steerd's own
  * parameters) rewritten for the CDNs ranked for the request's session (hls_rewrite /
- * dash_rewrite). Origin answers are kept in the shared manifest cache (mcache) and each request
- * rewrites the cached body for its own session; a missing or expired entry is fetched once, on
+ * dash_rewrite). Origin answers are kept in the shared manifest cache (mcache); each worker keeps
+ * its renderings per (origin copy, generation, answer mode, ranking) in an rcache, made for a
+ * placeholder session that each request replaces with its own; a missing or expired entry is
+ * fetched once, on
  * the worker of the request that found it so (fetch on that worker's loop), while requests for
  * it on any worker wait and get the result through http_server_post.
  *

@@ -1,8 +1,9 @@
 /* rcache: one worker's cache of rendered manifest answers. A rewritten manifest depends only on
  * the origin copy it was made from, the configuration generation and the ranked CDN list when it
- * carries nothing session-specific (DASH MPDs without reload URLs, HLS media playlists): such
- * answers are kept here and handed to the next request with the same ranking, so most manifest
- * requests cost a lookup and a copy instead of a parse and a rewrite.
+ * is rendered with a placeholder session whose places are recorded (slots): such answers are
+ * kept here and handed to the next request with the same ranking, which writes its own session
+ * into the slots, so most manifest requests cost a lookup and a copy instead of a parse and a
+ * rewrite.
  *
  * Two-way set-associative: a fixed number of slots, each entry bounded in size, the total bounded
  * in bytes; a full set drops its least recently used entry, and byte pressure the cache's. Entries
@@ -30,10 +31,14 @@ struct rcache_key {
     size_t nrank;             /* <= RCACHE_MAX_RANK */
 };
 
-/* A cached answer: valid until the next rcache_put or rcache_free on the same cache. */
+/* A cached answer: valid until the next rcache_put, rcache_clear or rcache_free on the same
+ * cache. slots: offsets in body of the fields each request fills in with its own value (the
+ * session: see h_manifest.c). */
 struct rcache_hit {
     const char *body;
     size_t len;
+    const uint32_t *slots;
+    size_t nslots;
 };
 
 struct rcache_stats {
@@ -49,9 +54,11 @@ void rcache_free(struct rcache *rc);
 /* true and *hit filled when an answer for exactly k is cached. */
 bool rcache_get(struct rcache *rc, const struct rcache_key *k, struct rcache_hit *hit);
 
-/* Keeps a copy of body for k (replacing an entry for the same key), dropping the least recently
- * used entries it needs room from. A body over max_entry is not kept: returns false. */
-bool rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size_t len);
+/* Keeps a copy of body and its nslots slot offsets for k (replacing an entry for the same key),
+ * dropping the least recently used entries it needs room from. A body over max_entry (slots
+ * counted at 4 bytes each) is not kept: returns false. */
+bool rcache_put(struct rcache *rc, const struct rcache_key *k, const char *body, size_t len,
+                const uint32_t *slots, size_t nslots);
 
 /* Drops every entry (their renderings can never be asked for again, e.g. after a reload). */
 void rcache_clear(struct rcache *rc);

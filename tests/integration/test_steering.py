@@ -263,6 +263,7 @@ class SteeringManifestTest(st.SteerdTestCase):
         st.remove_tmpdir(cls.keydir)
 
     def test_hls_master_carries_steering(self):
+        server_uris = set()
         for sid in ("s1", "s2", "s3", "s4"):
             status, h, body = self.d.get("/vod/t/master.m3u8?CMCD=sid%%3D%%22%s%%22" % sid)
             self.assertEqual(status, 200, body[:200])
@@ -273,6 +274,7 @@ class SteeringManifestTest(st.SteerdTestCase):
                          tags[0])
             self.assertIsNotNone(m, tags[0])
             self.assertTrue(m.group(1).startswith(PUBLIC + "/steer/hls?steerd_s="))
+            server_uris.add(m.group(1))
             self.assertEqual(m.group(2), h.get("x-steerd-cdn"))
             pathways = re.findall(r'PATHWAY-ID="([a-z-]+)",STABLE-VARIANT-ID="v0"', text)
             self.assertEqual(pathways, [m.group(2), "beta" if m.group(2) == "alpha" else "alpha"])
@@ -282,6 +284,8 @@ class SteeringManifestTest(st.SteerdTestCase):
             # the media playlists of each pathway come back pinned to its CDN
             for cdn in ("alpha", "beta"):
                 self.assertIn("steerd_cdn=%s" % cdn, text)
+        # each session has its own steering server URI, even from a reused rendering
+        self.assertEqual(len(server_uris), 4)
 
     def test_dash_mpd_carries_steering(self):
         status, h, body = self.d.get("/vod/t/manifest.mpd")

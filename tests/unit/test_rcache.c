@@ -36,7 +36,7 @@ test_rcache_hits_only_the_exact_key(void **state)
     struct rcache_hit hit;
 
     assert_false(rcache_get(rc, &k, &hit));
-    assert_true(rcache_put(rc, &k, "answer-ab", 9));
+    assert_true(rcache_put(rc, &k, "answer-ab", 9, NULL, 0));
     assert_true(rcache_get(rc, &k, &hit));
     assert_int_equal(hit.len, 9);
     assert_memory_equal(hit.body, "answer-ab", 9);
@@ -50,7 +50,7 @@ test_rcache_hits_only_the_exact_key(void **state)
     assert_false(rcache_get(rc, &variant, &hit));
 
     /* Same key again: replaced, not duplicated. */
-    assert_true(rcache_put(rc, &k, "answer-2", 8));
+    assert_true(rcache_put(rc, &k, "answer-2", 8, NULL, 0));
     assert_true(rcache_get(rc, &k, &hit));
     assert_memory_equal(hit.body, "answer-2", 8);
     struct rcache_stats s;
@@ -72,6 +72,35 @@ test_rcache_hits_only_the_exact_key(void **state)
 }
 
 static void
+test_rcache_keeps_slots_and_counts_them(void **state)
+{
+    (void)state;
+    struct rcache *rc = rcache_new(8, 1000, 100);
+    struct mcache_blob *b = blob("<MPD/>");
+    uint32_t r[] = {0};
+    struct rcache_key k = key(b, 1, r, 1);
+    uint32_t slots[] = {3, 40};
+    struct rcache_hit hit;
+    struct rcache_stats s;
+
+    assert_true(rcache_put(rc, &k, "body with two slots", 19, slots, 2));
+    assert_true(rcache_get(rc, &k, &hit));
+    assert_int_equal(hit.nslots, 2);
+    assert_int_equal(hit.slots[0], 3);
+    assert_int_equal(hit.slots[1], 40);
+    rcache_get_stats(rc, &s);
+    assert_int_equal(s.bytes, 19 + 2 * 4);
+    /* Slots count against the entry size: 92 + 3 x 4 > 100. */
+    char body[92];
+    memset(body, 'x', sizeof(body));
+    uint32_t three[] = {1, 2, 3};
+    assert_false(rcache_put(rc, &k, body, sizeof(body), three, 3));
+    assert_true(rcache_put(rc, &k, body, sizeof(body), three, 2));
+    rcache_free(rc);
+    mcache_blob_unref(b);
+}
+
+static void
 test_rcache_holds_a_reference_on_the_origin_copy(void **state)
 {
     (void)state;
@@ -81,9 +110,9 @@ test_rcache_holds_a_reference_on_the_origin_copy(void **state)
     struct rcache_key k = key(b, 1, r, 1);
 
     assert_int_equal(b->refs, 1);
-    assert_true(rcache_put(rc, &k, "x", 1));
+    assert_true(rcache_put(rc, &k, "x", 1, NULL, 0));
     assert_int_equal(b->refs, 2);
-    assert_true(rcache_put(rc, &k, "y", 1));
+    assert_true(rcache_put(rc, &k, "y", 1, NULL, 0));
     assert_int_equal(b->refs, 2);
     rcache_free(rc);
     assert_int_equal(b->refs, 1);
@@ -102,14 +131,14 @@ test_rcache_refuses_oversized_answers(void **state)
     struct rcache_hit hit;
 
     memset(big, 'x', sizeof(big));
-    assert_false(rcache_put(rc, &k, big, sizeof(big)));
+    assert_false(rcache_put(rc, &k, big, sizeof(big), NULL, 0));
     assert_false(rcache_get(rc, &k, &hit));
-    assert_true(rcache_put(rc, &k, big, 100));
+    assert_true(rcache_put(rc, &k, big, 100, NULL, 0));
     assert_true(rcache_get(rc, &k, &hit));
 
     uint32_t too_many[RCACHE_MAX_RANK + 1] = {0};
     struct rcache_key k2 = key(b, 1, too_many, RCACHE_MAX_RANK + 1);
-    assert_false(rcache_put(rc, &k2, "x", 1));
+    assert_false(rcache_put(rc, &k2, "x", 1, NULL, 0));
     assert_false(rcache_get(rc, &k2, &hit));
     rcache_free(rc);
     mcache_blob_unref(b);
@@ -127,10 +156,10 @@ test_rcache_evicts_least_recently_used_in_a_set(void **state)
     struct rcache_hit hit;
     struct rcache_stats s;
 
-    assert_true(rcache_put(rc, &k0, "zero", 4));
-    assert_true(rcache_put(rc, &k1, "one", 3));
+    assert_true(rcache_put(rc, &k0, "zero", 4, NULL, 0));
+    assert_true(rcache_put(rc, &k1, "one", 3, NULL, 0));
     assert_true(rcache_get(rc, &k0, &hit)); /* k1 is now the least recently used */
-    assert_true(rcache_put(rc, &k2, "two", 3));
+    assert_true(rcache_put(rc, &k2, "two", 3, NULL, 0));
     assert_true(rcache_get(rc, &k0, &hit));
     assert_false(rcache_get(rc, &k1, &hit));
     assert_true(rcache_get(rc, &k2, &hit));
@@ -157,7 +186,7 @@ test_rcache_bounds_total_bytes(void **state)
     for (uint32_t i = 0; i < 100; i++) {
         r[0] = i;
         struct rcache_key k = key(b, 1, r, 1);
-        assert_true(rcache_put(rc, &k, body, sizeof(body)));
+        assert_true(rcache_put(rc, &k, body, sizeof(body), NULL, 0));
         rcache_get_stats(rc, &s);
         assert_true(s.bytes <= 1000);
         /* The newest answer is always there. */
@@ -181,6 +210,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rcache_hits_only_the_exact_key),
         cmocka_unit_test(test_rcache_holds_a_reference_on_the_origin_copy),
+        cmocka_unit_test(test_rcache_keeps_slots_and_counts_them),
         cmocka_unit_test(test_rcache_refuses_oversized_answers),
         cmocka_unit_test(test_rcache_evicts_least_recently_used_in_a_set),
         cmocka_unit_test(test_rcache_bounds_total_bytes),
