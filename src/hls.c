@@ -757,6 +757,31 @@ parse_ms(const char *s, size_t n)
 
 /* ---- Content Steering ------------------------------------------------------------------ */
 
+/* An EXT-X-MEDIA tag's attributes (val..e): a rendition with a URI adds its group to the groups
+ * that get per-CDN copies. */
+static void
+note_media_group(struct rw *w, const char *val, const char *e)
+{
+    enum gtype t = GT_NONE;
+    const char *g = NULL;
+    size_t glen = 0;
+    bool uri = false;
+    struct attr a;
+    const char *q = val;
+    while (next_attr(&q, e, &a)) {
+        if (eq(a.name, a.name_len, "TYPE")) {
+            t = gtype_of_media(a.val, a.val_len);
+        } else if (eq(a.name, a.name_len, "GROUP-ID")) {
+            g = a.val;
+            glen = a.val_len;
+        } else if (eq(a.name, a.name_len, "URI") && a.quoted) {
+            uri = true;
+        }
+    }
+    if (uri && g != NULL && t != GT_NONE)
+        group_add(w, t, g, glen);
+}
+
 /* The PATHWAY-ID value of an attribute list, or NULL. */
 static const char *
 pathway_of(const char *val, const char *e, size_t *len)
@@ -799,8 +824,6 @@ prescan_steering(struct rw *w, const char *in, const char *e)
         if (!is_tag(&l))
             continue;
         const char *val;
-        struct attr a;
-        const char *q;
         switch (tag_of(&l, &val)) {
         case TAG_TARGETDURATION:
         case TAG_PART_INF:
@@ -827,26 +850,9 @@ prescan_steering(struct rw *w, const char *in, const char *e)
         case TAG_IFRAME_INF:
             variants = true;
             break;
-        case TAG_MEDIA: {
-            enum gtype t = GT_NONE;
-            const char *g = NULL;
-            size_t glen = 0;
-            bool uri = false;
-            q = val;
-            while (next_attr(&q, l.end, &a)) {
-                if (eq(a.name, a.name_len, "TYPE")) {
-                    t = gtype_of_media(a.val, a.val_len);
-                } else if (eq(a.name, a.name_len, "GROUP-ID")) {
-                    g = a.val;
-                    glen = a.val_len;
-                } else if (eq(a.name, a.name_len, "URI") && a.quoted) {
-                    uri = true;
-                }
-            }
-            if (uri && g != NULL && t != GT_NONE)
-                group_add(w, t, g, glen);
+        case TAG_MEDIA:
+            note_media_group(w, val, l.end);
             break;
-        }
         default:
             break;
         }
@@ -1185,26 +1191,9 @@ prescan_copies(struct rw *w, const char *in, const char *e)
                     return false;
             }
             break;
-        case TAG_MEDIA: {
-            enum gtype t = GT_NONE;
-            const char *g = NULL;
-            size_t glen = 0;
-            bool uri = false;
-            q = val;
-            while (next_attr(&q, l.end, &a)) {
-                if (eq(a.name, a.name_len, "TYPE")) {
-                    t = gtype_of_media(a.val, a.val_len);
-                } else if (eq(a.name, a.name_len, "GROUP-ID")) {
-                    g = a.val;
-                    glen = a.val_len;
-                } else if (eq(a.name, a.name_len, "URI") && a.quoted) {
-                    uri = true;
-                }
-            }
-            if (uri && g != NULL && t != GT_NONE)
-                group_add(w, t, g, glen);
+        case TAG_MEDIA:
+            note_media_group(w, val, l.end);
             break;
-        }
         default:
             break;
         }
