@@ -121,14 +121,15 @@ stats_new(size_t nworkers)
     return s;
 }
 
+/* Frees a (name, name) -> count table of cap slots. */
 static void
-folded_free(struct stats *s)
+table_free(struct dec_entry *t, size_t cap)
 {
-    for (size_t i = 0; i < s->folded_cap; i++) {
-        free(s->folded[i].region);
-        free(s->folded[i].cdn);
+    for (size_t i = 0; i < cap; i++) {
+        free(t[i].region);
+        free(t[i].cdn);
     }
-    free(s->folded);
+    free(t);
 }
 
 void
@@ -142,12 +143,8 @@ stats_free(struct stats *s)
         snap_conf_unref(s->workers[i].dec_conf);
     }
     free(s->workers);
-    folded_free(s);
-    for (size_t i = 0; i < s->sfolded_cap; i++) {
-        free(s->sfolded[i].region);
-        free(s->sfolded[i].cdn);
-    }
-    free(s->sfolded);
+    table_free(s->folded, s->folded_cap);
+    table_free(s->sfolded, s->sfolded_cap);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -177,27 +174,36 @@ table_slot(struct dec_entry *t, size_t cap, const char *region, const char *cdn)
     return &t[i];
 }
 
+/* Adds n to the (a, b) count of the table *tab (*cap slots, a power of two, *len used), which
+ * doubles when half full. */
+static void
+table_add(struct dec_entry **tab, size_t *cap, size_t *len, const char *a, const char *b,
+          uint64_t n)
+{
+    if (*len + 1 > *cap / 2) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        struct dec_entry *t = xcalloc(ncap, sizeof(*t));
+        for (size_t i = 0; i < *cap; i++) {
+            if ((*tab)[i].region != NULL)
+                *table_slot(t, ncap, (*tab)[i].region, (*tab)[i].cdn) = (*tab)[i];
+        }
+        free(*tab);
+        *tab = t;
+        *cap = ncap;
+    }
+    struct dec_entry *e = table_slot(*tab, *cap, a, b);
+    if (e->region == NULL) {
+        e->region = xstrdup(a);
+        e->cdn = xstrdup(b);
+        (*len)++;
+    }
+    e->count += n;
+}
+
 static void
 folded_add(struct stats *s, const char *region, const char *cdn, uint64_t n)
 {
-    if (s->folded_len + 1 > s->folded_cap / 2) {
-        size_t cap = s->folded_cap ? s->folded_cap * 2 : 64;
-        struct dec_entry *t = xcalloc(cap, sizeof(*t));
-        for (size_t i = 0; i < s->folded_cap; i++) {
-            if (s->folded[i].region != NULL)
-                *table_slot(t, cap, s->folded[i].region, s->folded[i].cdn) = s->folded[i];
-        }
-        free(s->folded);
-        s->folded = t;
-        s->folded_cap = cap;
-    }
-    struct dec_entry *e = table_slot(s->folded, s->folded_cap, region, cdn);
-    if (e->region == NULL) {
-        e->region = xstrdup(region);
-        e->cdn = xstrdup(cdn);
-        s->folded_len++;
-    }
-    e->count += n;
+    table_add(&s->folded, &s->folded_cap, &s->folded_len, region, cdn, n);
 }
 
 static void
@@ -215,28 +221,11 @@ fold_worker(struct stats *s, struct stats_worker *w)
     }
 }
 
-/* Adds n to the (what, cdn) steering total; the table grows like folded. */
+/* Adds n to the (what, cdn) steering total. */
 static void
 sfolded_add(struct stats *s, const char *what, const char *cdn, uint64_t n)
 {
-    if (s->sfolded_len + 1 > s->sfolded_cap / 2) {
-        size_t cap = s->sfolded_cap ? s->sfolded_cap * 2 : 64;
-        struct dec_entry *t = xcalloc(cap, sizeof(*t));
-        for (size_t i = 0; i < s->sfolded_cap; i++) {
-            if (s->sfolded[i].region != NULL)
-                *table_slot(t, cap, s->sfolded[i].region, s->sfolded[i].cdn) = s->sfolded[i];
-        }
-        free(s->sfolded);
-        s->sfolded = t;
-        s->sfolded_cap = cap;
-    }
-    struct dec_entry *e = table_slot(s->sfolded, s->sfolded_cap, what, cdn);
-    if (e->region == NULL) {
-        e->region = xstrdup(what);
-        e->cdn = xstrdup(cdn);
-        s->sfolded_len++;
-    }
-    e->count += n;
+    table_add(&s->sfolded, &s->sfolded_cap, &s->sfolded_len, what, cdn, n);
 }
 
 static void
