@@ -20,35 +20,9 @@
 #include "steerd/obs.h"
 #include "steerd/util.h"
 
+#include "names_cfg.h"
+
 #define GEN 7
-
-/* A hand-built config: only the CDN ids and region names beacon and obs read. */
-static struct cfg *
-mk_cfg(const char *const *cdns, size_t ncdns, const char *const *regions, size_t nregions)
-{
-    struct cfg *c = xcalloc(1, sizeof(*c));
-    c->ncdns = ncdns;
-    c->cdns = xcalloc(ncdns, sizeof(*c->cdns));
-    for (size_t i = 0; i < ncdns; i++)
-        c->cdns[i].id = xstrdup(cdns[i]);
-    c->nregions = nregions;
-    c->regions = xcalloc(nregions, sizeof(*c->regions));
-    for (size_t r = 0; r < nregions; r++)
-        c->regions[r].name = xstrdup(regions[r]);
-    return c;
-}
-
-static void
-free_cfg(struct cfg *c)
-{
-    for (size_t i = 0; i < c->ncdns; i++)
-        free(c->cdns[i].id);
-    for (size_t r = 0; r < c->nregions; r++)
-        free(c->regions[r].name);
-    free(c->cdns);
-    free(c->regions);
-    free(c);
-}
 
 static const char *const CDNS[] = {"alpha", "beta", "gamma"};
 static const char *const REGIONS[] = {"eu", "us"};
