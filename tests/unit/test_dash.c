@@ -134,20 +134,15 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* ---- golden files ----------------------------------------------------------------------- */
-
-static void
-test_dash_golden_fixtures(void **state)
+/* The sorted names of the .mpd fixtures; the caller frees each and the array. */
+static char **
+list_fixtures(size_t *count)
 {
     DIR *d = opendir(DASH_DIR);
-    struct dirent *e;
+    assert_non_null(d);
     char **names = NULL;
     size_t n = 0;
-    bool regen =
-        getenv("STEERD_REGEN_GOLDEN") != NULL && strcmp(getenv("STEERD_REGEN_GOLDEN"), "1") == 0;
-
-    (void)state;
-    assert_non_null(d);
+    struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
         if (len > 4 && strcmp(e->d_name + len - 4, ".mpd") == 0) {
@@ -156,8 +151,23 @@ test_dash_golden_fixtures(void **state)
         }
     }
     closedir(d);
-    assert_true(n >= 30);
     qsort(names, n, sizeof(*names), cmp_names);
+    *count = n;
+    return names;
+}
+
+/* ---- golden files ----------------------------------------------------------------------- */
+
+static void
+test_dash_golden_fixtures(void **state)
+{
+    size_t n = 0;
+    char **names = list_fixtures(&n);
+    bool regen =
+        getenv("STEERD_REGEN_GOLDEN") != NULL && strcmp(getenv("STEERD_REGEN_GOLDEN"), "1") == 0;
+
+    (void)state;
+    assert_true(n >= 30);
 
     for (size_t i = 0; i < n; i++) {
         char path[1024], url[1024], why[512];
@@ -212,24 +222,12 @@ test_dash_golden_fixtures(void **state)
 static void
 test_dash_steering_golden_fixtures(void **state)
 {
-    DIR *d = opendir(DASH_DIR);
-    struct dirent *e;
-    char **names = NULL;
     size_t n = 0;
+    char **names = list_fixtures(&n);
     bool regen =
         getenv("STEERD_REGEN_GOLDEN") != NULL && strcmp(getenv("STEERD_REGEN_GOLDEN"), "1") == 0;
 
     (void)state;
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".mpd") == 0) {
-            names = xrealloc(names, (n + 1) * sizeof(*names));
-            names[n++] = xstrdup(e->d_name);
-        }
-    }
-    closedir(d);
-    qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; i < n; i++) {
         char path[1024], url[1024];
         size_t in_len = 0, want_len = 0;
